@@ -1,0 +1,100 @@
+"""
+Validated settings of a proxy, and the rules that turn option strings into
+them.  Pure: no environment, no argv, no reactor (the tap module reads those).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+DEFAULT_UPSTREAM = "https://api.individual.githubcopilot.com"
+DEFAULT_PORT = "8080"
+
+
+class ConfigError(ValueError):
+    """A setting is invalid; the message is one line fit for a user."""
+
+
+@dataclass(frozen=True)
+class ProxyConfig:
+    """
+    Everything the proxy path needs to know, already checked.
+
+    @ivar listen: a Twisted server endpoint description.
+    @ivar upstream: the upstream base URL without a trailing slash; request
+        paths are appended to it as they came.
+    """
+
+    listen: str
+    upstream: bytes
+    connect_timeout: float = 10.0
+    idle_timeout: float = 300.0
+    shutdown_grace: float = 30.0
+
+
+def listen_description(port: str) -> str:
+    """
+    Turn C{--port} into an endpoint description.
+
+    A bare number means TCP on 127.0.0.1 only: the proxy hands out a paid
+    credential and must not be reachable from elsewhere unless asked to be.
+    Anything else is taken as an endpoint description and checked when the
+    listener is built.
+    """
+    port = port.strip()
+    if port.isdigit():
+        number = int(port)
+        if not 0 <= number <= 65535:
+            raise ConfigError(f"--port {port} is not a TCP port number (0-65535)")
+        return f"tcp:{number}:interface=127.0.0.1"
+    if not port:
+        raise ConfigError("--port is empty: give a port number or an endpoint description")
+    return port
+
+
+def upstream_base(url: str) -> bytes:
+    """
+    Check an upstream base URL and return it as bytes without a trailing
+    slash.  Any path prefix is kept; a query or fragment is refused, since
+    request paths are appended to the base.
+    """
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("http", "https"):
+        raise ConfigError(f"upstream URL {url!r} must start with https:// or http://")
+    if not parts.hostname:
+        raise ConfigError(f"upstream URL {url!r} has no host")
+    if parts.query or parts.fragment:
+        raise ConfigError(f"upstream URL {url!r} must not carry a query or fragment")
+    if parts.username or parts.password:
+        raise ConfigError("upstream URL must not carry credentials")
+    try:
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        raise ConfigError(f"upstream URL {url!r} has an invalid port") from None
+    return f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}".encode("ascii")
+
+
+def positive_seconds(name: str, value: str | float) -> float:
+    """Parse a duration option: a positive number of seconds."""
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise ConfigError(f"{name} {value!r} is not a number of seconds") from None
+    if not seconds > 0 or seconds == float("inf"):
+        raise ConfigError(f"{name} must be a positive number of seconds")
+    return seconds
+
+
+_TOKEN_CHARS = re.compile(r"[\x21-\x7e]+")
+
+
+def check_token(token: str, origin: str) -> str:
+    """
+    Refuse a token that could not travel in an HTTP header (or would split
+    one).  The message names where the token came from, never its value.
+    """
+    if not _TOKEN_CHARS.fullmatch(token):
+        raise ConfigError(f"the token from {origin} holds spaces or non-ASCII characters")
+    return token

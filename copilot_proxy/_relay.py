@@ -1,0 +1,342 @@
+"""
+One proxied request, from the client's request to the last upstream byte.
+
+L{UpstreamRelay} sends the request upstream, copies the status and headers
+back, then receives the upstream body as a L{Protocol} whose C{dataReceived}
+I{is} the client request's C{write}: each chunk goes to the client socket as
+it arrives, with no per-chunk work of ours.  The upstream transport is
+registered as the client request's push producer, so a slow client pauses the
+upstream read; when the client goes away the upstream connection is dropped at
+once, because an unread generation still costs money.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from twisted.internet.defer import CancelledError, Deferred
+from twisted.internet.error import TimeoutError as ConnectTimeoutError
+from twisted.internet.interfaces import IDelayedCall, IPushProducer, IReactorTime
+from twisted.internet.protocol import Protocol
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.web.client import ResponseDone, ResponseFailed, ResponseNeverReceived
+from twisted.web.http import PotentialDataLoss
+from twisted.web.iweb import IResponse
+from twisted.web.server import Request
+
+from ._errors import openai_error
+from ._headers import client_response_headers, upstream_request_headers
+from ._token import TokenSource, TokenUnavailable
+from ._upstream import Upstream
+
+_log = Logger(namespace="copilot_proxy.access")
+
+# How the exchange ended, as the access log reports it.
+COMPLETE = "complete"
+CLIENT_GONE = "client_gone"
+UPSTREAM_ERROR = "upstream_error"
+TIMEOUT = "timeout"
+SHUTDOWN = "shutdown"
+REFUSED = "refused"
+
+# The idle watchdog looks this many times per idle period, so a stream is
+# declared idle between 1 and 1.25 idle periods after its last byte, with one
+# timer per stream and nothing added to the per-chunk path.
+_WATCH_SLICES = 4
+
+
+class InFlight:
+    """
+    The relays that have not ended yet, so that a stopping service can wait
+    for them and then abort the rest.
+    """
+
+    def __init__(self) -> None:
+        self._relays: set[UpstreamRelay] = set()
+        self._waiters: list[Deferred[None]] = []
+
+    def __len__(self) -> int:
+        return len(self._relays)
+
+    def add(self, relay: UpstreamRelay) -> None:
+        self._relays.add(relay)
+
+    def discard(self, relay: UpstreamRelay) -> None:
+        self._relays.discard(relay)
+        if not self._relays:
+            waiters, self._waiters = self._waiters, []
+            for d in waiters:
+                d.callback(None)
+
+    def drained(self) -> Deferred[None]:
+        """Fires when no relay is in flight (at once if none is)."""
+        d: Deferred[None] = Deferred(self._waiters.remove)
+        if self._relays:
+            self._waiters.append(d)
+        else:
+            d.callback(None)
+        return d
+
+    def abort_all(self) -> None:
+        """Cut every relay still in flight, upstream and client side."""
+        for relay in list(self._relays):
+            relay.abort()
+
+
+def _path_for_log(uri: bytes) -> str:
+    """The request path with query parameter names but not their values."""
+    path, _, query = uri.partition(b"?")
+    text = path.decode("ascii", "replace")
+    if query:
+        names = [field.partition(b"=")[0] for field in query.split(b"&") if field]
+        text += "?" + "&".join(n.decode("ascii", "replace") for n in names)
+    return text
+
+
+class UpstreamRelay(Protocol):
+    """
+    Relays one client request to the upstream and the answer back.
+
+    Create one per request and call L{start}; the instance also serves as the
+    upstream response body's protocol.
+    """
+
+    transport: IPushProducer  # type: ignore[assignment]
+
+    def __init__(
+        self,
+        request: Request,
+        upstream: Upstream,
+        tokens: TokenSource,
+        reactor: IReactorTime,
+        idle_timeout: float,
+        inflight: InFlight,
+    ) -> None:
+        self._request = request
+        self._upstream = upstream
+        self._tokens = tokens
+        self._reactor = reactor
+        self._idle_timeout = idle_timeout
+        self._inflight = inflight
+        self._started = reactor.seconds()
+        self._first_byte: float | None = None
+        self._pending: Deferred[Any] | None = None
+        self._watch: IDelayedCall | None = None
+        self._last_seen = -1
+        self._last_change = self._started
+        self._ended = False
+        self._outcome = COMPLETE
+        self._streaming = False
+
+    # Lifecycle ---------------------------------------------------------
+
+    def start(self) -> None:
+        """Begin: ask for a token, then send the request upstream."""
+        self._inflight.add(self)
+        self._request.notifyFinish().addErrback(self._client_gone)
+        d = self._tokens.authorization()
+        self._pending = d
+        d.addCallback(self._send)
+        d.addErrback(self._no_response)
+
+    def _send(self, authorization: bytes) -> Deferred[None]:
+        request = self._request
+        content: Any = request.content
+        content.seek(0)
+        body: bytes = content.read()
+        headers = upstream_request_headers(request.requestHeaders, authorization)
+        d = self._upstream.request(request.method, request.uri, headers, body)
+        self._pending = d
+        self._arm_watchdog()
+        return d.addCallback(self._got_response)
+
+    def _got_response(self, response: IResponse) -> None:
+        self._pending = None
+        self._first_byte = self._reactor.seconds()
+        request = self._request
+        request.setResponseCode(response.code, response.phrase)
+        outgoing = request.responseHeaders
+        outgoing.removeHeader(b"server")
+        for name, values in client_response_headers(response.headers):
+            outgoing.setRawHeaders(name, values)
+        if isinstance(response.length, int) and request.method != b"HEAD":
+            outgoing.setRawHeaders(b"content-length", [b"%d" % (response.length,)])
+        # Send the status line and headers now: a model may think for a
+        # minute before its first token, and the client should know the
+        # request was accepted meanwhile.
+        request.write(b"")
+        self._streaming = True
+        response.deliverBody(self)
+
+    # The upstream body, as an IProtocol --------------------------------
+
+    def connectionMade(self) -> None:
+        self._request.registerProducer(self.transport, True)
+        # The hot path: every upstream chunk goes straight to the client.
+        self.dataReceived = self._request.write  # type: ignore[method-assign]
+
+    def dataReceived(self, data: bytes) -> None:  # replaced in connectionMade
+        self._request.write(data)
+
+    def connectionLost(self, reason: Failure = Failure(ResponseDone())) -> None:  # noqa: B008
+        self._streaming = False
+        if self._ended:
+            return
+        request = self._request
+        if request.channel is None:
+            # The client left (or was cut by abort()): nothing to write to.
+            self._end(self._outcome)
+            return
+        request.unregisterProducer()
+        if reason.check(ResponseDone, PotentialDataLoss):
+            request.finish()
+            self._end(COMPLETE)
+        else:
+            # The upstream stopped mid-body.  Close without the final chunk so
+            # the client sees a truncated response, never a complete one.
+            if self._outcome == COMPLETE:
+                self._outcome = UPSTREAM_ERROR
+            request.loseConnection()
+            self._end(self._outcome)
+
+    # Failure paths -----------------------------------------------------
+
+    def _no_response(self, failure: Failure) -> None:
+        """The request failed before any response headers came back."""
+        self._pending = None
+        if self._ended:
+            return
+        if failure.check(TokenUnavailable):
+            self._respond_error(503, str(failure.value), "token_unavailable", REFUSED)
+            return
+        if self._outcome == TIMEOUT or failure.check(ConnectTimeoutError):
+            seconds = self._idle_timeout if self._outcome == TIMEOUT else None
+            what = f"within {seconds:g} s" if seconds else "in time"
+            self._respond_error(
+                504, f"the upstream did not answer {what}", "upstream_timeout", TIMEOUT
+            )
+            return
+        if failure.check(CancelledError):
+            # Cancelled by abort() or by the client leaving: already handled.
+            self._end(self._outcome)
+            return
+        reason = _describe(failure)
+        _log.warn("upstream request failed: {reason}", reason=reason)
+        self._respond_error(
+            502, f"the upstream is unreachable: {reason}", "upstream_unreachable", UPSTREAM_ERROR
+        )
+
+    def _respond_error(self, code: int, message: str, code_name: str, outcome: str) -> None:
+        request = self._request
+        if request.channel is None:
+            self._end(CLIENT_GONE)
+            return
+        body = openai_error(message, "proxy_error", code_name)
+        request.setResponseCode(code)
+        request.responseHeaders.removeHeader(b"server")
+        request.setHeader(b"content-type", b"application/json")
+        request.setHeader(b"content-length", b"%d" % (len(body),))
+        request.write(body)
+        request.finish()
+        self._end(outcome)
+
+    def _client_gone(self, failure: Failure) -> None:
+        if self._ended:
+            return
+        if self._outcome == COMPLETE:
+            self._outcome = CLIENT_GONE
+        self._stop_upstream()
+        if not self._streaming:
+            self._end(self._outcome)
+
+    def abort(self) -> None:
+        """Cut this exchange now: used when the shutdown grace runs out."""
+        if self._ended:
+            return
+        self._outcome = SHUTDOWN
+        self._stop_upstream()
+        channel = self._request.channel
+        transport: Any = channel.transport if channel is not None else None
+        if transport is not None:
+            transport.abortConnection()
+
+    def _stop_upstream(self) -> None:
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            pending.cancel()
+        elif self._streaming:
+            self.transport.stopProducing()
+
+    # Idle watchdog -----------------------------------------------------
+
+    def _arm_watchdog(self) -> None:
+        self._watch = self._reactor.callLater(self._idle_timeout / _WATCH_SLICES, self._check_idle)
+
+    def _check_idle(self) -> None:
+        self._watch = None
+        if self._ended:
+            return
+        now = self._reactor.seconds()
+        seen = self._request.sentLength
+        if seen != self._last_seen:
+            self._last_seen = seen
+            self._last_change = now
+        if now - self._last_change >= self._idle_timeout:
+            _log.warn(
+                "upstream sent nothing for {seconds:g} s; giving up",
+                seconds=self._idle_timeout,
+            )
+            self._outcome = TIMEOUT
+            self._stop_upstream()
+            return
+        self._arm_watchdog()
+
+    # The end -----------------------------------------------------------
+
+    def _end(self, outcome: str) -> None:
+        if self._ended:
+            return
+        self._ended = True
+        if self._watch is not None:
+            self._watch.cancel()
+            self._watch = None
+        self._inflight.discard(self)
+        now = self._reactor.seconds()
+        ttfb = "-" if self._first_byte is None else f"{self._first_byte - self._started:.3f}"
+        request = self._request
+        _log.info(
+            "{method} {path} {status} {bytes}B ttfb={ttfb} {duration:.3f}s {outcome}",
+            method=request.method.decode("ascii", "replace"),
+            path=_path_for_log(request.uri),
+            status=request.code,
+            bytes=request.sentLength,
+            ttfb=ttfb,
+            duration=now - self._started,
+            outcome=outcome,
+        )
+
+
+def _describe(failure: Failure) -> str:
+    """A short, secret-free reason for an upstream failure."""
+    value = failure.value
+    if isinstance(value, (ResponseNeverReceived, ResponseFailed)) and value.reasons:
+        return _describe(value.reasons[0])
+    text = str(value).strip() or type(value).__name__
+    return text.splitlines()[0][:200]
+
+
+def relay_factory(
+    upstream: Upstream,
+    tokens: TokenSource,
+    reactor: IReactorTime,
+    idle_timeout: float,
+    inflight: InFlight,
+) -> Callable[[Request], UpstreamRelay]:
+    """Bind the shared parts, leaving a function of the request alone."""
+
+    def make(request: Request) -> UpstreamRelay:
+        return UpstreamRelay(request, upstream, tokens, reactor, idle_timeout, inflight)
+
+    return make

@@ -1,0 +1,183 @@
+"""
+C{twistd copilot-proxy}: the command-line options and the service they build.
+
+This is the only module that reads argv and the environment; everything below
+it takes validated values.  A start that cannot succeed ends here with one
+line on stderr and exit status 1, never a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from collections.abc import Mapping
+from types import FrameType
+from typing import Any, NoReturn
+
+from twisted.application.service import IService, MultiService, Service
+from twisted.logger import Logger
+from twisted.python import usage
+
+from . import _config
+from ._config import ConfigError, ProxyConfig
+from ._service import build_proxy
+from ._token import Secret, StaticToken, read_secret_file
+from ._version import __version__
+
+_log = Logger(namespace="copilot_proxy")
+
+
+class Options(usage.Options):
+    """Options of C{twistd copilot-proxy}; an option beats the environment."""
+
+    synopsis = "[options]"
+    longdesc = (
+        "A streaming reverse proxy to the GitHub Copilot API: it injects the "
+        "Copilot token and streams answers back chunk by chunk.  The token comes "
+        "from --token-file or COPILOT_TOKEN."
+    )
+
+    optParameters = [
+        [
+            "port",
+            "p",
+            None,
+            "Port number (listens on 127.0.0.1 only) or a Twisted endpoint "
+            "description such as tcp:8080:interface=::1 or systemd:domain=INET:index=0. "
+            f"[env PROXY_PORT, default {_config.DEFAULT_PORT}]",
+        ],
+        [
+            "upstream",
+            None,
+            None,
+            "Base URL of the Copilot API; any path prefix is kept. "
+            f"[env COPILOT_UPSTREAM, default {_config.DEFAULT_UPSTREAM}]",
+        ],
+        [
+            "token-file",
+            None,
+            None,
+            "Read the Copilot token from this file (keeps it out of the environment "
+            "and ps). [else env COPILOT_TOKEN]",
+        ],
+        ["connect-timeout", None, "10", "Seconds to wait for an upstream connection."],
+        [
+            "idle-timeout",
+            None,
+            "300",
+            "Seconds without a byte from upstream before a request is given up "
+            "(504 before the answer started, a cut stream after). There is no total "
+            "timeout: long generations are normal.",
+        ],
+        [
+            "shutdown-grace",
+            None,
+            "30",
+            "On SIGTERM, seconds that streams in flight may take to finish before "
+            "they are aborted.",
+        ],
+    ]
+
+    def opt_version(self) -> NoReturn:
+        """Print the version and exit."""
+        print(f"copilot-proxy {__version__}")
+        sys.exit(0)
+
+
+def _from(options: Options, name: str, env: Mapping[str, str], var: str, default: str) -> str:
+    value = options[name]
+    if value is None:
+        value = env.get(var) or default
+    return str(value)
+
+
+def config_from(options: Options, env: Mapping[str, str]) -> ProxyConfig:
+    """Validated settings from parsed options and an environment."""
+    return ProxyConfig(
+        listen=_config.listen_description(
+            _from(options, "port", env, "PROXY_PORT", _config.DEFAULT_PORT)
+        ),
+        upstream=_config.upstream_base(
+            _from(options, "upstream", env, "COPILOT_UPSTREAM", _config.DEFAULT_UPSTREAM)
+        ),
+        connect_timeout=_config.positive_seconds("--connect-timeout", options["connect-timeout"]),
+        idle_timeout=_config.positive_seconds("--idle-timeout", options["idle-timeout"]),
+        shutdown_grace=_config.positive_seconds("--shutdown-grace", options["shutdown-grace"]),
+    )
+
+
+def token_from(options: Options, env: Mapping[str, str]) -> Secret:
+    """The static Copilot token: C{--token-file} first, then C{COPILOT_TOKEN}."""
+    path = options["token-file"]
+    if path:
+        try:
+            secret = read_secret_file(path)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
+        _config.check_token(secret.reveal(), path)
+        return secret
+    value = env.get("COPILOT_TOKEN", "").strip()
+    if not value:
+        raise ConfigError("no Copilot token: set COPILOT_TOKEN or pass --token-file PATH")
+    _config.check_token(value, "COPILOT_TOKEN")
+    return Secret(value)
+
+
+class _StopCleanlyOnTerm(Service):
+    """
+    Make SIGTERM a clean stop that exits 0.
+
+    By default twistd re-raises the stopping signal on itself once the reactor
+    has stopped, so a SIGTERM'd daemon ends with status 143 even after a full,
+    graceful drain.  A requested stop that drained is a success; this handler
+    stops the reactor the same way but without recording the signal.
+    """
+
+    def __init__(self, reactor: Any) -> None:
+        self._reactor = reactor
+
+    def startService(self) -> None:
+        super().startService()  # type: ignore[no-untyped-call]
+        # Twisted installs its own handlers when the reactor starts running;
+        # ours goes in right after, and so replaces Twisted's for SIGTERM.
+        self._reactor.callWhenRunning(signal.signal, signal.SIGTERM, self._on_term)
+
+    def _on_term(self, signum: int, frame: FrameType | None) -> None:
+        self._reactor.callFromThread(self._stop)
+
+    def _stop(self) -> None:
+        _log.info("received SIGTERM, stopping")
+        if self._reactor.running:
+            self._reactor.stop()
+
+
+def _fail(message: str) -> NoReturn:
+    sys.stderr.write(f"copilot-proxy: {message}\n")
+    sys.stderr.flush()
+    raise SystemExit(1)
+
+
+def makeService(options: Options) -> IService:
+    """Build the proxy service from options and the process environment."""
+    from twisted.internet import reactor
+
+    env = os.environ
+    try:
+        config = config_from(options, env)
+        tokens = StaticToken(token_from(options, env))
+        proxy = build_proxy(reactor, config, tokens)
+    except ConfigError as e:
+        _fail(str(e))
+    host = proxy.port.getHost()
+    _log.info(
+        "copilot-proxy {version} listening on {host}, forwarding to {upstream}",
+        version=__version__,
+        host=":".join(str(getattr(host, a)) for a in ("host", "port") if hasattr(host, a))
+        or str(host),
+        upstream=config.upstream.decode("ascii"),
+    )
+    top = MultiService()
+    proxy.setServiceParent(top)  # type: ignore[no-untyped-call]
+    _StopCleanlyOnTerm(reactor).setServiceParent(top)  # type: ignore[no-untyped-call]
+    return top

@@ -1,0 +1,97 @@
+"""
+Where the Copilot token comes from, and how it is kept out of sight.
+
+The resource asks a L{TokenSource} for the C{Authorization} value of each
+request.  Secrets travel wrapped in L{Secret} so that no C{repr()}, log line
+or exception message can show them by accident.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from twisted.internet.defer import Deferred, succeed
+
+
+class Secret:
+    """
+    A credential whose C{repr()} and C{str()} never show its value.
+
+    Call L{reveal} at the single place the value must leave the process.
+    """
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret(<redacted>)"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+    def __reduce__(self) -> str:
+        raise TypeError("a Secret is not picklable")
+
+
+class TokenUnavailable(Exception):
+    """
+    No usable Copilot token right now.
+
+    The message is shown to clients (in a 503 body) and must say what to do;
+    it never contains a token.
+    """
+
+
+class TokenSource(Protocol):
+    """What the proxy needs from anything that supplies Copilot tokens."""
+
+    def authorization(self) -> Deferred[bytes]:
+        """
+        The complete C{Authorization} header value for the next upstream
+        request.  Fires at once when a valid token is at hand; fails with
+        L{TokenUnavailable} when none can be had.
+        """
+
+
+class StaticToken:
+    """A Copilot token given at start and used as is, never refreshed."""
+
+    source = "static"
+
+    def __init__(self, token: Secret) -> None:
+        self._header = b"Bearer " + token.reveal().encode("ascii")
+
+    def authorization(self) -> Deferred[bytes]:
+        return succeed(self._header)
+
+    def __repr__(self) -> str:
+        return "StaticToken(<redacted>)"
+
+
+def read_secret_file(path: str) -> Secret:
+    """
+    Read a token from a file: the first line, without surrounding whitespace.
+
+    @raise ValueError: with a message naming the file (not its content) when
+        it cannot be read or holds no token.
+    """
+    try:
+        with open(path, encoding="utf-8") as f:
+            value = f.readline().strip()
+    except OSError as e:
+        raise ValueError(f"cannot read token file {path}: {e.strerror}") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"token file {path} is not text") from None
+    if not value:
+        raise ValueError(f"token file {path} is empty")
+    return Secret(value)

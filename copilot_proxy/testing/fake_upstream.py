@@ -1,0 +1,351 @@
+"""
+A fake Copilot API on a real socket, for tests and for trying the proxy by
+hand without a Copilot account::
+
+    python -m copilot_proxy.testing.fake_upstream --port 9000
+
+It streams chat-completion chunks as server-sent events, records every request
+it receives, and misbehaves on request.  How each request is answered comes
+from C{x-fake-*} request headers (which a proxy forwards like any other), so
+one running fake serves many test cases:
+
+    - C{x-fake-events} (5), C{x-fake-interval} (seconds, 0), C{x-fake-bytes}
+      (content bytes per event, 16): the shape of a stream;
+    - C{x-fake-status}: answer this status with an OpenAI-style JSON error
+      (and C{Retry-After: 7} for 429 and 503);
+    - C{x-fake-mode}: C{hang} (never answer), C{stall} (send headers and
+      C{x-fake-events} events, then nothing), C{reset} (send the events, then
+      reset the connection), C{bulk} (C{x-fake-bytes} of body as fast as the
+      client reads, with backpressure), C{echo} (a JSON description of the
+      request), C{gzip} (the model list, gzip-compressed).
+
+A request with C{"stream": true} in its JSON body gets SSE; other POSTs get one
+C{chat.completion}; C{GET /models} a model list.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IDelayedCall, IPushProducer
+from twisted.python.failure import Failure
+from twisted.web.http import HTTPChannel
+from twisted.web.resource import Resource
+from twisted.web.server import NOT_DONE_YET, Request, Site
+from zope.interface import implementer
+
+ACCEPTED_TOKEN = "fake-copilot-token"
+
+
+@dataclass
+class Received:
+    """One request as the fake saw it."""
+
+    method: str
+    path: str
+    query: str
+    headers: dict[str, list[str]]
+    body: bytes
+    events_sent: int = 0
+    finished: bool = False
+    connection_lost: Deferred[None] = field(default_factory=Deferred, repr=False)
+
+    def header(self, name: str) -> str | None:
+        values = self.headers.get(name.lower())
+        return values[-1] if values else None
+
+
+class _Channel(HTTPChannel):
+    """Tells the requests it carried when the connection goes away."""
+
+    def connectionMade(self) -> None:
+        super().connectionMade()  # type: ignore[no-untyped-call]
+        self.carried: list[Received] = []
+
+    def connectionLost(self, reason: Failure) -> None:  # type: ignore[override]
+        super().connectionLost(reason)  # type: ignore[no-untyped-call]
+        for received in self.carried:
+            if not received.connection_lost.called:
+                received.connection_lost.callback(None)
+
+
+def chunk_event(index: int, content: str, model: str = "gpt-4o") -> bytes:
+    """One C{chat.completion.chunk} server-sent event."""
+    chunk = {
+        "id": "chatcmpl-fake",
+        "object": "chat.completion.chunk",
+        "created": 1700000000,
+        "model": model,
+        "choices": [{"index": 0, "delta": {"content": content}, "finish_reason": None}],
+    }
+    return b"data: " + json.dumps(chunk).encode() + b"\n\n"
+
+
+FINAL_EVENTS = (
+    b'data: {"id":"chatcmpl-fake","object":"chat.completion.chunk","choices":'
+    b'[{"index":0,"delta":{},"finish_reason":"stop"}]}\n\n'
+    b"data: [DONE]\n\n"
+)
+
+
+@implementer(IPushProducer)
+class _BulkBody:
+    """Writes a large body only as fast as the connection drains."""
+
+    def __init__(self, request: Request, total: int, fake: FakeUpstream) -> None:
+        self._request = request
+        self._left = total
+        self._fake = fake
+        self._paused = False
+        self._block = b"x" * 65536
+
+    def start(self) -> None:
+        self._request.registerProducer(self, True)
+        self._pump()
+
+    def _pump(self) -> None:
+        while not self._paused and self._left > 0:
+            piece = self._block[: min(len(self._block), self._left)]
+            self._left -= len(piece)
+            self._fake.bulk_sent += len(piece)
+            self._request.write(piece)
+        if self._left == 0 and not self._paused:
+            self._request.unregisterProducer()
+            self._request.finish()
+            self._left = -1
+
+    def pauseProducing(self) -> None:
+        self._paused = True
+        self._fake.bulk_pauses += 1
+
+    def resumeProducing(self) -> None:
+        self._paused = False
+        if self._left >= 0:
+            self._pump()
+
+    def stopProducing(self) -> None:
+        self._left = -1
+
+
+class _FakeResource(Resource):
+    isLeaf = True
+
+    def __init__(self, fake: FakeUpstream) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+        self._fake = fake
+
+    def render(self, request: Request) -> bytes | int:
+        return self._fake.handle(request)
+
+
+class FakeUpstream:
+    """
+    The fake's state: what it received and how it answers.
+
+    @ivar received: every request, in arrival order.
+    @ivar require_token: when set, requests must carry
+        C{Authorization: Bearer <it>} or get 401.
+    @ivar bulk_sent: body bytes handed to the socket in C{bulk} mode.
+    """
+
+    def __init__(self, reactor: Any, require_token: str | None = ACCEPTED_TOKEN) -> None:
+        self.reactor = reactor
+        self.require_token = require_token
+        self.received: list[Received] = []
+        self.bulk_sent = 0
+        self.bulk_pauses = 0
+        self._arrivals: list[Deferred[Received]] = []
+        self.site = Site(_FakeResource(self), reactor=reactor)
+        self.site.protocol = _Channel  # type: ignore[assignment]
+        self.site.noisy = False
+        self.site.log = lambda request: None  # type: ignore[method-assign]
+
+    def next_request(self) -> Deferred[Received]:
+        """Fires with the next request that arrives."""
+        d: Deferred[Received] = Deferred()
+        self._arrivals.append(d)
+        return d
+
+    # Answering ---------------------------------------------------------
+
+    def handle(self, request: Request) -> bytes | int:
+        content: Any = request.content
+        content.seek(0)
+        body: bytes = content.read()
+        path, _, query = request.uri.decode("latin-1").partition("?")
+        headers: dict[str, list[str]] = {}
+        for name, values in request.requestHeaders.getAllRawHeaders():
+            headers.setdefault(name.decode().lower(), []).extend(v.decode() for v in values)
+        received = Received(request.method.decode(), path, query, headers, body)
+        self.received.append(received)
+        channel = request.channel
+        if isinstance(channel, _Channel):
+            channel.carried.append(received)
+        arrivals, self._arrivals = self._arrivals, []
+        for d in arrivals:
+            d.callback(received)
+
+        if self.require_token is not None:
+            if headers.get("authorization") != [f"Bearer {self.require_token}"]:
+                return self._error(request, 401, "unauthorized: token expired")
+        status = received.header("x-fake-status")
+        if status is not None:
+            return self._error(request, int(status), f"fake error {status}")
+        mode = received.header("x-fake-mode") or ""
+        if mode == "hang":
+            return NOT_DONE_YET
+        if mode == "echo":
+            return self._json(request, self._describe(received))
+        if mode == "gzip":
+            request.setHeader(b"content-encoding", b"gzip")
+            return gzip.compress(self._json(request, MODELS))
+        if mode == "bulk":
+            total = int(received.header("x-fake-bytes") or 1 << 20)
+            request.setHeader(b"content-type", b"application/octet-stream")
+            _BulkBody(request, total, self).start()
+            return NOT_DONE_YET
+        if request.method == b"GET" and path.rstrip("/").endswith("/models"):
+            return self._json(request, MODELS)
+        try:
+            payload = json.loads(body) if body else {}
+        except ValueError:
+            payload = {}
+        if isinstance(payload, dict) and payload.get("stream") is True:
+            self._stream(request, received, mode)
+            return NOT_DONE_YET
+        return self._json(request, _completion(payload))
+
+    def _describe(self, received: Received) -> dict[str, Any]:
+        return {
+            "method": received.method,
+            "path": received.path,
+            "query": received.query,
+            "headers": received.headers,
+            "body": received.body.decode("utf-8", "replace"),
+        }
+
+    def _json(self, request: Request, obj: object) -> bytes:
+        request.setHeader(b"content-type", b"application/json")
+        return json.dumps(obj).encode()
+
+    def _error(self, request: Request, code: int, message: str) -> bytes:
+        request.setResponseCode(code)
+        if code in (429, 503):
+            request.setHeader(b"retry-after", b"7")
+        request.setHeader(b"x-fake-upstream", b"1")
+        return self._json(
+            request, {"error": {"message": message, "type": "fake", "code": str(code)}}
+        )
+
+    def _stream(self, request: Request, received: Received, mode: str) -> None:
+        events = int(received.header("x-fake-events") or 5)
+        interval = float(received.header("x-fake-interval") or 0)
+        size = int(received.header("x-fake-bytes") or 16)
+        request.setHeader(b"content-type", b"text/event-stream")
+        request.setHeader(b"cache-control", b"no-cache")
+        request.write(b"")
+        timer: list[IDelayedCall] = []
+        gone: list[bool] = []
+
+        def on_gone(_: object) -> None:
+            gone.append(True)
+            for t in timer:
+                if t.active():
+                    t.cancel()
+
+        request.notifyFinish().addBoth(on_gone)
+
+        def send(i: int) -> None:
+            timer.clear()
+            if gone:
+                return
+            if i < events:
+                request.write(chunk_event(i, _content(i, size)))
+                received.events_sent += 1
+                later(i + 1)
+                return
+            if mode == "stall":
+                return
+            if mode == "reset":
+                channel = request.channel
+                transport: Any = channel.transport if channel is not None else None
+                if transport is not None:
+                    transport.abortConnection()
+                return
+            request.write(FINAL_EVENTS)
+            received.finished = True
+            request.finish()
+
+        def later(i: int) -> None:
+            if interval > 0:
+                timer.append(self.reactor.callLater(interval, send, i))
+            else:
+                send(i)
+
+        later(0)
+
+
+def _content(index: int, size: int) -> str:
+    stem = f"tok{index} "
+    return (stem * (size // len(stem) + 1))[:size]
+
+
+def _completion(payload: Any) -> dict[str, Any]:
+    model = payload.get("model", "gpt-4o") if isinstance(payload, dict) else "gpt-4o"
+    return {
+        "id": "chatcmpl-fake",
+        "object": "chat.completion",
+        "created": 1700000000,
+        "model": model,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": "Hello from the fake."},
+                "finish_reason": "stop",
+            }
+        ],
+        "usage": {"prompt_tokens": 5, "completion_tokens": 4, "total_tokens": 9},
+    }
+
+
+MODELS: dict[str, Any] = {
+    "object": "list",
+    "data": [
+        {"id": model_id, "object": "model", "vendor": vendor, "name": model_id}
+        for model_id, vendor in (
+            ("gpt-4o", "Azure OpenAI"),
+            ("gpt-4.1", "Azure OpenAI"),
+            ("claude-sonnet-4", "Anthropic"),
+            ("text-embedding-3-small", "Azure OpenAI"),
+        )
+    ],
+}
+
+
+def main(argv: list[str] | None = None, run: Callable[[], None] | None = None) -> None:
+    """Run a fake on C{--port} (default 9000) until interrupted."""
+    import argparse
+
+    from twisted.internet import reactor
+    from twisted.logger import globalLogBeginner, textFileLogObserver
+
+    parser = argparse.ArgumentParser(description="A fake Copilot API for trying copilot-proxy.")
+    parser.add_argument("--port", type=int, default=9000)
+    parser.add_argument("--token", default=ACCEPTED_TOKEN, help="token to require ('' for none)")
+    args = parser.parse_args(argv)
+    globalLogBeginner.beginLoggingTo([textFileLogObserver(sys.stderr)])
+    fake = FakeUpstream(reactor, require_token=args.token or None)
+    tcp: Any = reactor
+    tcp.listenTCP(args.port, fake.site, interface="127.0.0.1")
+    print(f"fake Copilot API on http://127.0.0.1:{args.port}", file=sys.stderr)
+    (run or tcp.run)()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,78 @@
+"""
+Shared fixtures: a fake Copilot API and a proxy in front of it, both on real
+loopback sockets in the test run's one reactor.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import pytest_twisted
+from twisted.internet import reactor as _reactor
+from twisted.logger import globalLogPublisher
+
+from copilot_proxy._config import ProxyConfig, upstream_base
+from copilot_proxy._service import ProxyService, build_proxy
+from copilot_proxy._token import Secret, StaticToken
+from copilot_proxy.testing.fake_upstream import ACCEPTED_TOKEN, FakeUpstream
+
+from ._helpers import Proxy, Upstream
+
+
+@pytest.fixture
+def reactor() -> Any:
+    return _reactor
+
+
+@pytest_twisted.async_yield_fixture
+async def upstream(reactor: Any) -> Any:
+    fake = FakeUpstream(reactor)
+    port = reactor.listenTCP(0, fake.site, interface="127.0.0.1")
+    yield Upstream(fake, f"http://127.0.0.1:{port.getHost().port}")
+    await port.stopListening()
+
+
+@pytest.fixture
+def log_events() -> Iterator[list[dict[str, Any]]]:
+    """Every log event emitted during the test."""
+    events: list[dict[str, Any]] = []
+    globalLogPublisher.addObserver(events.append)
+    yield events
+    globalLogPublisher.removeObserver(events.append)
+
+
+def start_proxy(
+    reactor: Any,
+    upstream_url: str,
+    token: str = ACCEPTED_TOKEN,
+    **settings: Any,
+) -> Proxy:
+    config = ProxyConfig(
+        listen="tcp:0:interface=127.0.0.1", upstream=upstream_base(upstream_url), **settings
+    )
+    service: ProxyService = build_proxy(reactor, config, StaticToken(Secret(token)))
+    service.startService()
+    return Proxy(service, f"http://127.0.0.1:{service.port.getHost().port}")
+
+
+@pytest_twisted.async_yield_fixture
+async def make_proxy(reactor: Any) -> Any:
+    started: list[Proxy] = []
+
+    def make(upstream_url: str, **settings: Any) -> Proxy:
+        proxy = start_proxy(reactor, upstream_url, **settings)
+        started.append(proxy)
+        return proxy
+
+    yield make
+    for proxy in started:
+        if proxy.service.running:
+            await proxy.service.stopService()
+
+
+@pytest.fixture
+def proxy(make_proxy: Any, upstream: Upstream) -> Proxy:
+    p: Proxy = make_proxy(upstream.url)
+    return p

@@ -1,0 +1,212 @@
+"""
+Stopping: in-process for the drain logic, and the real C{twistd} command the
+way a user or an init system runs it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest_twisted
+from twisted.application.service import IServiceMaker
+from twisted.internet import reactor
+from twisted.internet.error import ConnectionRefusedError
+from twisted.internet.task import deferLater
+from twisted.internet.utils import getProcessOutputAndValue
+from twisted.plugin import getPlugins
+
+from ._helpers import Upstream, fetch, send, stream_request, timeout, until
+
+TOKEN = "fake-copilot-token"
+TWISTD = str(Path(sys.executable).with_name("twistd"))
+
+
+@pytest_twisted.ensureDeferred
+async def test_stop_closes_port_and_lets_streams_finish(
+    make_proxy: Any, upstream: Upstream
+) -> None:
+    proxy = make_proxy(upstream.url, shutdown_grace=10)
+    headers, body = stream_request(events=10, interval=0.05)
+    response, collector = await send(proxy.url + "/chat/completions", b"POST", headers, body)
+    await timeout(collector.first)
+    stopped = proxy.service.stopService()
+    try:
+        await fetch(proxy.url + "/models")
+    except ConnectionRefusedError:
+        pass
+    else:
+        raise AssertionError("the port still accepts connections while stopping")
+    await timeout(collector.done)
+    assert collector.complete
+    assert collector.body.endswith(b"data: [DONE]\n\n")
+    await timeout(stopped)
+
+
+@pytest_twisted.ensureDeferred
+async def test_stop_aborts_streams_left_after_grace(make_proxy: Any, upstream: Upstream) -> None:
+    proxy = make_proxy(upstream.url, shutdown_grace=0.2)
+    headers, body = stream_request(events=1000, interval=0.05)
+    response, collector = await send(proxy.url + "/chat/completions", b"POST", headers, body)
+    await timeout(collector.first)
+    received = upstream.fake.received[-1]
+    await timeout(proxy.service.stopService())
+    await timeout(collector.done)
+    assert not collector.complete
+    await timeout(received.connection_lost, 1.0)
+
+
+def test_plugin_is_found_by_twistd() -> None:
+    names = {maker.tapname for maker in getPlugins(IServiceMaker)}
+    assert "copilot-proxy" in names
+
+
+def _free_port() -> int:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port: int = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("COPILOT_", "PROXY_"))}
+    env.update(extra)
+    return env
+
+
+@pytest_twisted.ensureDeferred
+async def test_start_without_token_fails_with_one_line() -> None:
+    out, err, code = await getProcessOutputAndValue(
+        TWISTD, ["-n", "copilot-proxy", "--port", str(_free_port())], env=_env()
+    )
+    assert code == 1
+    lines = err.decode().strip().splitlines()
+    assert lines == [
+        "copilot-proxy: no Copilot token: set COPILOT_TOKEN or pass --token-file PATH"
+    ]
+
+
+@pytest_twisted.ensureDeferred
+async def test_start_on_a_busy_port_fails_with_one_line() -> None:
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen(1)
+    try:
+        out, err, code = await getProcessOutputAndValue(
+            TWISTD,
+            ["-n", "copilot-proxy", "--port", str(busy.getsockname()[1])],
+            env=_env(COPILOT_TOKEN=TOKEN),
+        )
+    finally:
+        busy.close()
+    assert code == 1
+    lines = err.decode().strip().splitlines()
+    assert len(lines) == 1 and "cannot listen on" in lines[0], lines
+    assert "Traceback" not in err.decode()
+
+
+@pytest_twisted.ensureDeferred
+async def test_daemon_with_pidfile_serves_and_stops_cleanly_on_sigterm(
+    upstream: Upstream, tmp_path: Path
+) -> None:
+    port = _free_port()
+    pidfile, logfile = tmp_path / "proxy.pid", tmp_path / "proxy.log"
+    token_file = tmp_path / "token"
+    token_file.write_text(TOKEN + "\n")
+    out, err, code = await getProcessOutputAndValue(
+        TWISTD,
+        [
+            f"--pidfile={pidfile}",
+            f"--logfile={logfile}",
+            "copilot-proxy",
+            "--port",
+            str(port),
+            "--upstream",
+            upstream.url,
+            "--token-file",
+            str(token_file),
+        ],
+        env=_env(),
+        path=str(tmp_path),
+    )
+    assert code == 0, err
+    pid = int(pidfile.read_text())
+    try:
+        headers, body = stream_request(events=20, interval=0.05)
+        url = f"http://127.0.0.1:{port}"
+        response, collector = await send(url + "/chat/completions", b"POST", headers, body)
+        await timeout(collector.first)
+        assert upstream.fake.received[-1].header("authorization") == f"Bearer {TOKEN}"
+        os.kill(pid, signal.SIGTERM)
+        # The stream in flight still completes; then the daemon goes away.
+        await timeout(collector.done)
+        assert collector.complete
+        await until(lambda: not pidfile.exists(), seconds=10)
+    finally:
+        if pidfile.exists():
+            os.kill(pid, signal.SIGKILL)
+    log = logfile.read_text()
+    assert "POST /chat/completions 200" in log
+    assert "received SIGTERM" in log
+    assert "Traceback" not in log
+    assert TOKEN not in log
+
+
+@pytest_twisted.ensureDeferred
+async def test_foreground_sigterm_drains_and_exits_zero(upstream: Upstream) -> None:
+    from twisted.internet.defer import Deferred
+    from twisted.internet.protocol import ProcessProtocol
+
+    port = _free_port()
+    ended: Deferred[Any] = Deferred()
+    output: list[bytes] = []
+
+    class Watch(ProcessProtocol):
+        def outReceived(self, data: bytes) -> None:
+            output.append(data)
+
+        errReceived = outReceived
+
+        def processEnded(self, reason: Any) -> None:
+            ended.callback(reason.value.exitCode)
+
+    process = reactor.spawnProcess(
+        Watch(),
+        TWISTD,
+        [
+            TWISTD,
+            "-n",
+            "--pidfile=",
+            "copilot-proxy",
+            "--port",
+            str(port),
+            "--upstream",
+            upstream.url,
+        ],
+        env=_env(COPILOT_TOKEN=TOKEN),
+    )
+    url = f"http://127.0.0.1:{port}"
+
+    async def ready() -> bool:
+        try:
+            await fetch(url + "/models")
+        except ConnectionRefusedError:
+            return False
+        return True
+
+    for _ in range(200):
+        if await ready():
+            break
+        await deferLater(reactor, 0.05, lambda: None)
+    headers, body = stream_request(events=10, interval=0.05)
+    response, collector = await send(url + "/chat/completions", b"POST", headers, body)
+    await timeout(collector.first)
+    process.signalProcess("TERM")
+    await timeout(collector.done)
+    assert collector.complete
+    assert await timeout(ended, 10) == 0, b"".join(output)

@@ -124,7 +124,7 @@ class UpstreamRelay(Protocol):
         self._first_byte: float | None = None
         self._pending: Deferred[Any] | None = None
         self._watch: IDelayedCall | None = None
-        self._last_seen = -1
+        self._last_seen = 0
         self._last_change = self._started
         self._ended = False
         self._outcome = COMPLETE

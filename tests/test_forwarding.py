@@ -157,3 +157,14 @@ async def test_absolute_form_and_connect_are_refused(proxy: Proxy, upstream: Ups
         assert text.startswith(b"HTTP/1.1 400"), text
         protocol.transport.loseConnection()
     assert upstream.fake.received == []
+
+
+@pytest_twisted.ensureDeferred
+async def test_upstream_connections_are_reused(proxy: Proxy, upstream: Upstream) -> None:
+    for _ in range(3):
+        await fetch(proxy.url + "/models")
+    headers, body = stream_request(events=2)
+    await fetch(proxy.url + "/chat/completions", b"POST", headers, body)
+    ports = {r.peer_port for r in upstream.fake.received}
+    assert len(upstream.fake.received) == 4
+    assert len(ports) == 1, ports

@@ -52,6 +52,7 @@ class Received:
     query: str
     headers: dict[str, list[str]]
     body: bytes
+    peer_port: int = 0
     events_sent: int = 0
     finished: bool = False
     connection_lost: Deferred[None] = field(default_factory=Deferred, repr=False)
@@ -183,6 +184,7 @@ class FakeUpstream:
         for name, values in request.requestHeaders.getAllRawHeaders():
             headers.setdefault(name.decode().lower(), []).extend(v.decode() for v in values)
         received = Received(request.method.decode(), path, query, headers, body)
+        received.peer_port = getattr(request.getClientAddress(), "port", 0)
         self.received.append(received)
         channel = request.channel
         if isinstance(channel, _Channel):

@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 DEFAULT_UPSTREAM = "https://api.individual.githubcopilot.com"
 DEFAULT_PORT = "8080"
+DEFAULT_ADMIN_PREFIX = "/_proxy/"
 
 
 class ConfigError(ValueError):
@@ -32,6 +33,7 @@ class ProxyConfig:
     connect_timeout: float = 10.0
     idle_timeout: float = 300.0
     shutdown_grace: float = 30.0
+    admin_prefix: bytes = DEFAULT_ADMIN_PREFIX.encode("ascii")
 
 
 def listen_description(port: str) -> str:
@@ -98,3 +100,20 @@ def check_token(token: str, origin: str) -> str:
     if not _TOKEN_CHARS.fullmatch(token):
         raise ConfigError(f"the token from {origin} holds spaces or non-ASCII characters")
     return token
+
+
+_PREFIX = re.compile(r"(/[A-Za-z0-9._~-]+)+/")
+
+
+def admin_prefix(prefix: str) -> bytes:
+    """
+    Check C{--admin-prefix}: a path such as C{/_proxy/} under which the proxy
+    answers its own pages.  It must start and end with C{/} and name at least
+    one segment, so it can never cover every upstream path.
+    """
+    if not _PREFIX.fullmatch(prefix):
+        raise ConfigError(
+            f"--admin-prefix {prefix!r} must be a path such as /_proxy/ "
+            "(starting and ending with /, letters, digits and ._~- only)"
+        )
+    return prefix.encode("ascii")

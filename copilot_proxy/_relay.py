@@ -26,8 +26,10 @@ from twisted.web.http import PotentialDataLoss
 from twisted.web.iweb import IResponse
 from twisted.web.server import Request
 
+from ._access import model_from_body, new_request_id
 from ._errors import openai_error
 from ._headers import client_response_headers, upstream_request_headers
+from ._metrics import ProxyMetrics
 from ._token import TokenSource, TokenUnavailable
 from ._upstream import Upstream
 
@@ -40,6 +42,10 @@ UPSTREAM_ERROR = "upstream_error"
 TIMEOUT = "timeout"
 SHUTDOWN = "shutdown"
 REFUSED = "refused"
+
+# The name of the client key that a request was let in with, when client keys
+# are configured: whatever checks keys sets this attribute on the request.
+CLIENT_KEY_ATTRIBUTE = "client_key_name"
 
 # The idle watchdog looks this many times per idle period, so a stream is
 # declared idle between 1 and 1.25 idle periods after its last byte, with one
@@ -113,6 +119,7 @@ class UpstreamRelay(Protocol):
         reactor: IReactorTime,
         idle_timeout: float,
         inflight: InFlight,
+        metrics: ProxyMetrics | None = None,
     ) -> None:
         self._request = request
         self._upstream = upstream
@@ -120,7 +127,11 @@ class UpstreamRelay(Protocol):
         self._reactor = reactor
         self._idle_timeout = idle_timeout
         self._inflight = inflight
+        self._metrics = metrics
         self._started = reactor.seconds()
+        self._request_id = new_request_id()
+        self._model: str | None = None
+        self._bytes_in = 0
         self._first_byte: float | None = None
         self._pending: Deferred[Any] | None = None
         self._watch: IDelayedCall | None = None
@@ -146,6 +157,8 @@ class UpstreamRelay(Protocol):
         content: Any = request.content
         content.seek(0)
         body: bytes = content.read()
+        self._bytes_in = len(body)
+        self._model = model_from_body(body, request.getHeader(b"content-type"))
         headers = upstream_request_headers(request.requestHeaders, authorization)
         d = self._upstream.request(request.method, request.uri, headers, body)
         self._pending = d
@@ -156,6 +169,8 @@ class UpstreamRelay(Protocol):
         self._pending = None
         self._first_byte = self._reactor.seconds()
         request = self._request
+        if self._metrics is not None:
+            self._metrics.first_byte(request.uri, self._first_byte - self._started)
         request.setResponseCode(response.code, response.phrase)
         outgoing = request.responseHeaders
         outgoing.removeHeader(b"server")
@@ -304,17 +319,34 @@ class UpstreamRelay(Protocol):
             self._watch = None
         self._inflight.discard(self)
         now = self._reactor.seconds()
-        ttfb = "-" if self._first_byte is None else f"{self._first_byte - self._started:.3f}"
+        duration = now - self._started
+        ttfb_s = None if self._first_byte is None else round(self._first_byte - self._started, 6)
         request = self._request
+        if self._metrics is not None:
+            self._metrics.ended(
+                request.method,
+                request.uri,
+                request.code,
+                outcome,
+                self._bytes_in,
+                request.sentLength,
+                duration,
+            )
         _log.info(
-            "{method} {path} {status} {bytes}B ttfb={ttfb} {duration:.3f}s {outcome}",
+            "{method} {path} {status} {bytes}B ttfb={ttfb} {duration:.3f}s {outcome}"
+            " model={model} key={client_key} id={request_id}",
             method=request.method.decode("ascii", "replace"),
             path=_path_for_log(request.uri),
             status=request.code,
             bytes=request.sentLength,
-            ttfb=ttfb,
-            duration=now - self._started,
+            bytes_in=self._bytes_in,
+            ttfb="-" if ttfb_s is None else f"{ttfb_s:.3f}",
+            ttfb_s=ttfb_s,
+            duration=duration,
             outcome=outcome,
+            model=self._model or "-",
+            client_key=getattr(request, CLIENT_KEY_ATTRIBUTE, None) or "-",
+            request_id=self._request_id,
         )
 
 
@@ -333,10 +365,11 @@ def relay_factory(
     reactor: IReactorTime,
     idle_timeout: float,
     inflight: InFlight,
+    metrics: ProxyMetrics | None = None,
 ) -> Callable[[Request], UpstreamRelay]:
     """Bind the shared parts, leaving a function of the request alone."""
 
     def make(request: Request) -> UpstreamRelay:
-        return UpstreamRelay(request, upstream, tokens, reactor, idle_timeout, inflight)
+        return UpstreamRelay(request, upstream, tokens, reactor, idle_timeout, inflight, metrics)
 
     return make

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
+from ._admin import AdminPages
 from ._errors import openai_error
 from ._relay import UpstreamRelay
 
@@ -25,9 +26,14 @@ class ProxyResource(Resource):
 
     isLeaf = True
 
-    def __init__(self, make_relay: Callable[[Request], UpstreamRelay]) -> None:
+    def __init__(
+        self,
+        make_relay: Callable[[Request], UpstreamRelay],
+        admin: AdminPages | None = None,
+    ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         self._make_relay = make_relay
+        self._admin = admin
 
     def render(self, request: Request) -> bytes | int:
         # No invented Content-Type: an upstream answer without one stays so.
@@ -41,5 +47,7 @@ class ProxyResource(Resource):
                 "invalid_request_error",
                 "not_a_forward_proxy",
             )
+        if self._admin is not None and self._admin.handles(request.uri):
+            return self._admin.render(request)
         self._make_relay(request).start()
         return NOT_DONE_YET

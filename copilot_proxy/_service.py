@@ -20,7 +20,9 @@ from twisted.python.failure import Failure
 from twisted.web.http import HTTPChannel
 from twisted.web.server import Site
 
+from ._admin import AdminPages
 from ._config import ConfigError, ProxyConfig
+from ._metrics import ProxyMetrics
 from ._relay import InFlight, relay_factory
 from ._resource import ProxyResource
 from ._token import TokenSource
@@ -175,7 +177,11 @@ def build_proxy(reactor: Any, config: ProxyConfig, tokens: TokenSource) -> Proxy
     """
     upstream = Upstream(reactor, config.upstream, config.connect_timeout)
     inflight = InFlight()
-    make_relay = relay_factory(upstream, tokens, reactor, config.idle_timeout, inflight)
-    site = ProxySite(ProxyResource(make_relay), reactor)
+    metrics = ProxyMetrics(inflight.__len__, tokens)
+    make_relay = relay_factory(upstream, tokens, reactor, config.idle_timeout, inflight, metrics)
+    admin = AdminPages(
+        config.admin_prefix, reactor, config.upstream, tokens, inflight.__len__, metrics
+    )
+    site = ProxySite(ProxyResource(make_relay, admin), reactor)
     port = listen(reactor, config.listen, site)
     return ProxyService(port, site, inflight, upstream, reactor, config.shutdown_grace)

@@ -77,6 +77,13 @@ class Options(usage.Options):
             "On SIGTERM, seconds that streams in flight may take to finish before "
             "they are aborted.",
         ],
+        [
+            "admin-prefix",
+            None,
+            _config.DEFAULT_ADMIN_PREFIX,
+            "Path prefix of the proxy's own pages (<prefix>healthz, <prefix>metrics), "
+            "answered by the proxy and never forwarded.",
+        ],
     ]
 
     def opt_version(self) -> NoReturn:
@@ -104,6 +111,7 @@ def config_from(options: Options, env: Mapping[str, str]) -> ProxyConfig:
         connect_timeout=_config.positive_seconds("--connect-timeout", options["connect-timeout"]),
         idle_timeout=_config.positive_seconds("--idle-timeout", options["idle-timeout"]),
         shutdown_grace=_config.positive_seconds("--shutdown-grace", options["shutdown-grace"]),
+        admin_prefix=_config.admin_prefix(options["admin-prefix"]),
     )
 
 

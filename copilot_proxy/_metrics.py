@@ -1,0 +1,271 @@
+"""
+What the proxy counts, as Prometheus metrics.
+
+One L{ProxyMetrics} per proxy, each with its own L{CollectorRegistry}: tests
+run many proxies in one process, and the global default registry would mix
+them (and refuse a second registration of the same name).
+
+Recording happens at two points of a request only, when its upstream answer
+starts (L{ProxyMetrics.first_byte}) and when it ends (L{ProxyMetrics.ended}),
+never per chunk.  Every label value comes from a small closed set, so no
+client can grow the number of time series: paths map to route groups, methods
+and statuses to a few names, and nothing carries a key, a token or a model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+# Path (without the query) -> route group.  Anything else is "other".
+_ROUTES: dict[bytes, str] = {}
+for _prefix in (b"", b"/v1"):
+    _ROUTES.update(
+        {
+            _prefix + b"/chat/completions": "chat_completions",
+            _prefix + b"/completions": "completions",
+            _prefix + b"/embeddings": "embeddings",
+            _prefix + b"/models": "models",
+            _prefix + b"/responses": "responses",
+            _prefix + b"/messages": "messages",
+            _prefix + b"/messages/count_tokens": "count_tokens",
+        }
+    )
+
+_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
+
+# How a request ended (the relay's outcomes), bounded like every label.
+OUTCOMES = (
+    "complete",
+    "client_gone",
+    "upstream_error",
+    "timeout",
+    "shutdown",
+    "refused",
+)
+
+# Seconds.  Time to first byte spans a cached model list (milliseconds) to a
+# model that thinks for a minute; durations reach long generations.
+_TTFB_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+_DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800)
+
+
+def route_group(uri: bytes) -> str:
+    """
+    The route group of a request target: a fixed name for each known API
+    path (with or without C{/v1}), C{models} for C{/models/<id>/...},
+    C{other} for the rest.
+    """
+    path = uri.partition(b"?")[0].rstrip(b"/") or b"/"
+    group = _ROUTES.get(path)
+    if group is not None:
+        return group
+    if path.startswith((b"/models/", b"/v1/models/")):
+        return "models"
+    return "other"
+
+
+def method_label(method: bytes) -> str:
+    """The request method if it is a standard one, else C{other}."""
+    name = method.decode("ascii", "replace").upper()
+    return name if name in _METHODS else "other"
+
+
+def status_class(code: int) -> str:
+    """C{2xx} .. C{5xx}; anything outside 100-599 is C{other}."""
+    return f"{code // 100}xx" if 100 <= code <= 599 else "other"
+
+
+class _TokenCollector(Collector):
+    """
+    Token refresh counters read from the token source at scrape time.
+
+    The token source counts its own refreshes in plain attributes
+    (C{refreshes}, C{refresh_failures}); reading them here keeps the token
+    module free of any metrics dependency.  A source without them (the static
+    token) reports zero.
+    """
+
+    def __init__(self, tokens: object) -> None:
+        self._tokens = tokens
+
+    def collect(self) -> Iterator[Metric]:
+        refreshes = CounterMetricFamily(
+            "copilot_proxy_token_refreshes",
+            "Copilot token refreshes, by result.",
+            labels=["result"],
+        )
+        refreshes.add_metric(["ok"], _count(self._tokens, "refreshes"))
+        refreshes.add_metric(["failed"], _count(self._tokens, "refresh_failures"))
+        yield refreshes
+        usable = GaugeMetricFamily(
+            "copilot_proxy_token_usable",
+            "1 when the proxy holds a token it believes valid, else 0.",
+        )
+        usable.add_metric([], 1.0 if token_usable(self._tokens) else 0.0)
+        yield usable
+
+
+def _count(tokens: object, name: str) -> float:
+    value = getattr(tokens, name, 0)
+    return float(value) if isinstance(value, (int, float)) else 0.0
+
+
+def token_usable(tokens: object) -> bool:
+    """
+    Whether a token source says its token is usable.  A source that does not
+    say (no C{usable} attribute or method) is assumed usable.
+    """
+    usable = getattr(tokens, "usable", True)
+    if callable(usable):
+        usable = usable()
+    return bool(usable)
+
+
+def token_expires_in(tokens: object) -> float | None:
+    """
+    Seconds until the source's token expires, if the source knows (an
+    C{expires_in} attribute or method); L{None} for a token that never
+    expires as far as the proxy knows.
+    """
+    value = getattr(tokens, "expires_in", None)
+    if callable(value):
+        value = value()
+    return float(value) if isinstance(value, (int, float)) else None
+
+
+class ProxyMetrics:
+    """
+    The metrics of one proxy and the calls that record them.
+
+    @ivar registry: the registry to expose; holds nothing else.
+    """
+
+    def __init__(self, in_flight: Callable[[], int], tokens: object) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.requests = Counter(
+            "copilot_proxy_requests",
+            "Requests relayed, by method, route group and status class.",
+            ["method", "route", "status_class"],
+            registry=r,
+        )
+        self.outcomes = Counter(
+            "copilot_proxy_request_outcomes",
+            "How relayed requests ended.",
+            ["outcome"],
+            registry=r,
+        )
+        self.in_flight = Gauge(
+            "copilot_proxy_in_flight", "Requests being relayed right now.", registry=r
+        )
+        self.in_flight.set_function(lambda: float(in_flight()))
+        self.bytes_in = Counter(
+            "copilot_proxy_request_body_bytes",
+            "Request body bytes received from clients.",
+            registry=r,
+        )
+        self.bytes_out = Counter(
+            "copilot_proxy_response_body_bytes",
+            "Response body bytes sent to clients.",
+            registry=r,
+        )
+        self.ttfb = Histogram(
+            "copilot_proxy_upstream_first_byte_seconds",
+            "Time from receiving a request to the upstream's response headers.",
+            ["route"],
+            buckets=_TTFB_BUCKETS,
+            registry=r,
+        )
+        self.duration = Histogram(
+            "copilot_proxy_request_duration_seconds",
+            "Time from receiving a request to its end, streaming included.",
+            ["route"],
+            buckets=_DURATION_BUCKETS,
+            registry=r,
+        )
+        self.client_disconnects = Counter(
+            "copilot_proxy_client_disconnects",
+            "Requests whose client left before the answer was complete.",
+            registry=r,
+        )
+        self.upstream_errors = Counter(
+            "copilot_proxy_upstream_errors",
+            "Upstream failures: unreachable, TLS, cut streams (error) or timeouts.",
+            ["kind"],
+            registry=r,
+        )
+        self.rate_limited = Counter(
+            "copilot_proxy_rate_limited",
+            "Requests answered 429, by who limited them (upstream or this proxy).",
+            ["by"],
+            registry=r,
+        )
+        self.cache = Counter(
+            "copilot_proxy_cache_lookups",
+            "Cache lookups, by cache and result (hit or miss).",
+            ["cache", "result"],
+            registry=r,
+        )
+        for kind in ("error", "timeout"):
+            self.upstream_errors.labels(kind)
+        for by in ("upstream", "proxy"):
+            self.rate_limited.labels(by)
+        for outcome in OUTCOMES:
+            self.outcomes.labels(outcome)
+        r.register(_TokenCollector(tokens))
+
+    def first_byte(self, uri: bytes, seconds: float) -> None:
+        """The upstream's response headers came C{seconds} after the request."""
+        self.ttfb.labels(route_group(uri)).observe(seconds)
+
+    def ended(
+        self,
+        method: bytes,
+        uri: bytes,
+        code: int,
+        outcome: str,
+        bytes_in: int,
+        bytes_out: int,
+        seconds: float,
+    ) -> None:
+        """
+        A relayed request ended.  Its status came from upstream or is one of
+        the proxy's own 502, 503 and 504, so a 429 here is the upstream's
+        limit; a limit of the proxy's own is recorded by L{proxy_rate_limited}.
+        """
+        route = route_group(uri)
+        self.requests.labels(method_label(method), route, status_class(code)).inc()
+        self.outcomes.labels(outcome if outcome in OUTCOMES else "other").inc()
+        self.bytes_in.inc(bytes_in)
+        self.bytes_out.inc(bytes_out)
+        self.duration.labels(route).observe(seconds)
+        if outcome == "client_gone":
+            self.client_disconnects.inc()
+        elif outcome == "upstream_error":
+            self.upstream_errors.labels("error").inc()
+        elif outcome == "timeout":
+            self.upstream_errors.labels("timeout").inc()
+        if code == 429:
+            self.rate_limited.labels("upstream").inc()
+
+    def proxy_rate_limited(self) -> None:
+        """The proxy itself refused a request for a rate limit (429)."""
+        self.rate_limited.labels("proxy").inc()
+
+    def cache_lookup(self, cache: str, hit: bool) -> None:
+        """
+        Record one cache lookup.  C{cache} must be a fixed name chosen in the
+        code (such as C{models}), never a value from a request.
+        """
+        self.cache.labels(cache, "hit" if hit else "miss").inc()
+
+    def exposition(self) -> bytes:
+        """The Prometheus text exposition of every metric."""
+        return generate_latest(self.registry)

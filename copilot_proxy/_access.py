@@ -48,6 +48,11 @@ def model_from_body(body: bytes, content_type: bytes | None) -> str | None:
         found = _MODEL_MEMBER.search(body)
         if found is not None:
             model = found.group(1).decode("utf-8", "replace")
+    return safe_model(model)
+
+
+def safe_model(model: object) -> str | None:
+    """C{model} if it is a string that looks like a model id, else L{None}."""
     if isinstance(model, str) and _SAFE_MODEL.fullmatch(model):
         return model
     return None

@@ -26,6 +26,10 @@ class ProxyConfig:
     @ivar listen: a Twisted server endpoint description.
     @ivar upstream: the upstream base URL without a trailing slash; request
         paths are appended to it as they came.
+    @ivar headers: C{--header} overrides of the Copilot request headers, as
+        (lower-case name, value); an empty value drops that default.
+    @ivar sse_keepalive: seconds of upstream silence before an event stream
+        gets a keep-alive comment; L{None} for never.
     """
 
     listen: str
@@ -34,6 +38,8 @@ class ProxyConfig:
     idle_timeout: float = 300.0
     shutdown_grace: float = 30.0
     admin_prefix: bytes = DEFAULT_ADMIN_PREFIX.encode("ascii")
+    headers: tuple[tuple[str, str], ...] = ()
+    sse_keepalive: float | None = 15.0
 
 
 def listen_description(port: str) -> str:
@@ -117,3 +123,16 @@ def admin_prefix(prefix: str) -> bytes:
             "(starting and ending with /, letters, digits and ._~- only)"
         )
     return prefix.encode("ascii")
+
+
+def keepalive_seconds(value: str) -> float | None:
+    """Parse C{--sse-keepalive}: seconds, or 0 for never."""
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise ConfigError(f"--sse-keepalive {value!r} is not a number of seconds") from None
+    if seconds == 0:
+        return None
+    if not seconds > 0 or seconds == float("inf"):
+        raise ConfigError("--sse-keepalive must be a positive number of seconds, or 0 for never")
+    return seconds

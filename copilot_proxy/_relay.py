@@ -13,6 +13,7 @@ once, because an unread generation still costs money.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from twisted.internet.defer import CancelledError, Deferred
@@ -23,13 +24,16 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.client import ResponseDone, ResponseFailed, ResponseNeverReceived
 from twisted.web.http import PotentialDataLoss
+from twisted.web.http_headers import Headers
 from twisted.web.iweb import IResponse
 from twisted.web.server import Request
 
-from ._access import model_from_body, new_request_id
+from ._access import model_from_body, new_request_id, safe_model
+from ._copilot_headers import CopilotHeaders, parse_json_body
 from ._errors import openai_error
 from ._headers import client_response_headers, upstream_request_headers
 from ._metrics import ProxyMetrics
+from ._routes import upstream_target
 from ._token import TokenSource, TokenUnavailable
 from ._upstream import Upstream
 
@@ -51,6 +55,39 @@ CLIENT_KEY_ATTRIBUTE = "client_key_name"
 # declared idle between 1 and 1.25 idle periods after its last byte, with one
 # timer per stream and nothing added to the per-chunk path.
 _WATCH_SLICES = 4
+
+# Written to an idle event stream; a comment line, which SSE parsers skip.
+KEEPALIVE = b": keep-alive\n\n"
+
+# The status the Copilot API gives to stale version headers.
+_STALE_VERSION = 466
+
+
+@dataclass(frozen=True)
+class RelayOptions:
+    """
+    Per-proxy settings of the request and response shaping.
+
+    @ivar copilot: the Copilot request headers to add.
+    @ivar sse_keepalive: seconds without upstream bytes after which an event
+        stream gets a keep-alive comment, or L{None} for never.
+    """
+
+    copilot: CopilotHeaders = field(default_factory=CopilotHeaders)
+    sse_keepalive: float | None = 15.0
+
+
+class RefuseRequest(Exception):
+    """
+    Raised while preparing the upstream request: answer the client with this
+    error instead of sending anything upstream.
+    """
+
+    def __init__(self, status: int, message: str, code: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.code = code
 
 
 class InFlight:
@@ -120,6 +157,7 @@ class UpstreamRelay(Protocol):
         idle_timeout: float,
         inflight: InFlight,
         metrics: ProxyMetrics | None = None,
+        options: RelayOptions | None = None,
     ) -> None:
         self._request = request
         self._upstream = upstream
@@ -140,6 +178,14 @@ class UpstreamRelay(Protocol):
         self._ended = False
         self._outcome = COMPLETE
         self._streaming = False
+        self._options = options if options is not None else RelayOptions()
+        self._writer: Callable[[bytes], None] = request.write
+        self._collected: list[bytes] | None = None
+        self._rewrite: Callable[[bytes], bytes] | None = None
+        self._keepalive: float | None = None
+        self._tail = b""
+        self._padding = 0
+        self._last_ping = 0.0
 
     # Lifecycle ---------------------------------------------------------
 
@@ -158,12 +204,33 @@ class UpstreamRelay(Protocol):
         content.seek(0)
         body: bytes = content.read()
         self._bytes_in = len(body)
-        self._model = model_from_body(body, request.getHeader(b"content-type"))
-        headers = upstream_request_headers(request.requestHeaders, authorization)
-        d = self._upstream.request(request.method, request.uri, headers, body)
+        target, body, payload = self._prepare(body)
+        # The body is parsed once: reuse it for the log's model field.
+        if isinstance(payload, dict):
+            self._model = safe_model(payload.get("model"))
+        else:
+            self._model = model_from_body(body, request.getHeader(b"content-type"))
+        headers = self._upstream_headers(authorization, payload)
+        d = self._upstream.request(request.method, target, headers, body)
         self._pending = d
         self._arm_watchdog()
         return d.addCallback(self._got_response)
+
+    def _prepare(self, body: bytes) -> tuple[bytes, bytes, object]:
+        """
+        The upstream target, the body to send and the parsed JSON body (for
+        the Copilot headers).  The body is parsed once, here, and only for a
+        POST; the answer is never parsed on this path.
+
+        @raise RefuseRequest: to answer the client without going upstream.
+        """
+        payload = parse_json_body(body) if self._request.method == b"POST" else None
+        return upstream_target(self._request.uri), body, payload
+
+    def _upstream_headers(self, authorization: bytes, payload: object) -> Headers:
+        headers = upstream_request_headers(self._request.requestHeaders, authorization)
+        self._options.copilot.apply(headers, payload)
+        return headers
 
     def _got_response(self, response: IResponse) -> None:
         self._pending = None
@@ -176,21 +243,73 @@ class UpstreamRelay(Protocol):
         outgoing.removeHeader(b"server")
         for name, values in client_response_headers(response.headers):
             outgoing.setRawHeaders(name, values)
+        self._begin_body(response)
+
+    def _begin_body(self, response: IResponse) -> None:
+        """
+        Choose how the upstream body reaches the client, and start reading it.
+        """
+        request = self._request
+        if response.code == _STALE_VERSION and not response.headers.hasHeader(b"content-encoding"):
+            self._collect(response, self._explain_stale_version)
+            return
         if isinstance(response.length, int) and request.method != b"HEAD":
-            outgoing.setRawHeaders(b"content-length", [b"%d" % (response.length,)])
+            request.responseHeaders.setRawHeaders(b"content-length", [b"%d" % (response.length,)])
         # Send the status line and headers now: a model may think for a
         # minute before its first token, and the client should know the
         # request was accepted meanwhile.
         request.write(b"")
+        if self._options.sse_keepalive is not None and is_event_stream(response.headers):
+            self._keep_alive(self._options.sse_keepalive)
+            self._writer = self._write_noting_tail
         self._streaming = True
         response.deliverBody(self)
+
+    def _collect(self, response: IResponse, rewrite: Callable[[bytes], bytes]) -> None:
+        """
+        Read the (small) upstream body whole and send C{rewrite(body)} instead,
+        as JSON.  Only for answers that are not streams, such as errors.
+        """
+        self._request.responseHeaders.removeHeader(b"content-length")
+        self._collected = []
+        self._writer = self._collected.append
+        self._rewrite = rewrite
+        self._streaming = True
+        response.deliverBody(self)
+
+    def _body_done(self) -> None:
+        """The upstream body ended well: write what was held back, if anything."""
+        if self._collected is None or self._rewrite is None:
+            return
+        body = self._rewrite(b"".join(self._collected))
+        headers = self._request.responseHeaders
+        headers.setRawHeaders(b"content-type", [b"application/json"])
+        headers.setRawHeaders(b"content-length", [b"%d" % (len(body),)])
+        self._request.write(body)
+
+    def _explain_stale_version(self, body: bytes) -> bytes:
+        return openai_error(
+            self._options.copilot.stale_version_message(_error_text(body)),
+            "invalid_request_error",
+            "copilot_version_headers_stale",
+        )
+
+    def _write_noting_tail(self, data: bytes) -> None:
+        # Event streams only: the keep-alive may go out only where the last
+        # chunk ended an event.
+        self._tail = data
+        self._request.write(data)
+
+    def _at_event_boundary(self) -> bool:
+        return self._tail == b"" or self._tail.endswith((b"\n\n", b"\r\n\r\n"))
 
     # The upstream body, as an IProtocol --------------------------------
 
     def connectionMade(self) -> None:
         self._request.registerProducer(self.transport, True)
-        # The hot path: every upstream chunk goes straight to the client.
-        self.dataReceived = self._request.write  # type: ignore[method-assign]
+        # The hot path: every upstream chunk goes straight to the client
+        # (self._writer is request.write itself unless the answer is reshaped).
+        self.dataReceived = self._writer  # type: ignore[method-assign, assignment]
 
     def dataReceived(self, data: bytes) -> None:  # replaced in connectionMade
         self._request.write(data)
@@ -206,6 +325,7 @@ class UpstreamRelay(Protocol):
             return
         request.unregisterProducer()
         if reason.check(ResponseDone, PotentialDataLoss):
+            self._body_done()
             request.finish()
             self._end(COMPLETE)
         else:
@@ -225,6 +345,10 @@ class UpstreamRelay(Protocol):
             return
         if failure.check(TokenUnavailable):
             self._respond_error(503, str(failure.value), "token_unavailable", REFUSED)
+            return
+        if failure.check(RefuseRequest):
+            refused: RefuseRequest = failure.value  # type: ignore[assignment]
+            self._respond_error(refused.status, refused.message, refused.code, REFUSED)
             return
         if self._outcome == TIMEOUT or failure.check(ConnectTimeoutError):
             seconds = self._idle_timeout if self._outcome == TIMEOUT else None
@@ -248,7 +372,7 @@ class UpstreamRelay(Protocol):
         if request.channel is None:
             self._end(CLIENT_GONE)
             return
-        body = openai_error(message, "proxy_error", code_name)
+        body = self._error_body(code, message, code_name)
         request.setResponseCode(code)
         request.responseHeaders.removeHeader(b"server")
         request.setHeader(b"content-type", b"application/json")
@@ -256,6 +380,10 @@ class UpstreamRelay(Protocol):
         request.write(body)
         request.finish()
         self._end(outcome)
+
+    def _error_body(self, status: int, message: str, code: str) -> bytes:
+        """The JSON body of an error the proxy makes itself."""
+        return openai_error(message, "proxy_error", code)
 
     def _client_gone(self, failure: Failure) -> None:
         if self._ended:
@@ -287,14 +415,26 @@ class UpstreamRelay(Protocol):
     # Idle watchdog -----------------------------------------------------
 
     def _arm_watchdog(self) -> None:
-        self._watch = self._reactor.callLater(self._idle_timeout / _WATCH_SLICES, self._check_idle)
+        tick = self._idle_timeout / _WATCH_SLICES
+        if self._keepalive is not None:
+            tick = min(tick, self._keepalive / _WATCH_SLICES)
+        self._watch = self._reactor.callLater(tick, self._check_idle)
+
+    def _keep_alive(self, seconds: float) -> None:
+        """Send keep-alives on this event stream after C{seconds} of silence."""
+        self._keepalive = seconds
+        self._last_ping = self._reactor.seconds()
+        if self._watch is not None:
+            self._watch.cancel()
+            self._arm_watchdog()
 
     def _check_idle(self) -> None:
         self._watch = None
         if self._ended:
             return
         now = self._reactor.seconds()
-        seen = self._request.sentLength
+        # Keep-alives are ours, not the upstream's: they do not count.
+        seen = self._request.sentLength - self._padding
         if seen != self._last_seen:
             self._last_seen = seen
             self._last_change = now
@@ -306,6 +446,15 @@ class UpstreamRelay(Protocol):
             self._outcome = TIMEOUT
             self._stop_upstream()
             return
+        if (
+            self._keepalive is not None
+            and now - max(self._last_change, self._last_ping) >= self._keepalive
+            and self._request.channel is not None
+            and self._at_event_boundary()
+        ):
+            self._last_ping = now
+            self._padding += len(KEEPALIVE)
+            self._request.write(KEEPALIVE)
         self._arm_watchdog()
 
     # The end -----------------------------------------------------------
@@ -350,6 +499,26 @@ class UpstreamRelay(Protocol):
         )
 
 
+def is_event_stream(headers: Headers) -> bool:
+    """Whether a response is a server-sent event stream."""
+    for value in headers.getRawHeaders(b"content-type", ()):
+        if value.split(b";")[0].strip().lower() == b"text/event-stream":
+            return True
+    return False
+
+
+def _error_text(body: bytes) -> str:
+    """The message of an upstream error body: JSON C{error.message}, else the text."""
+    payload = parse_json_body(body)
+    if isinstance(payload, dict):
+        error = payload.get("error")
+        if isinstance(error, dict) and isinstance(error.get("message"), str):
+            return str(error["message"])
+        if isinstance(payload.get("message"), str):
+            return str(payload["message"])
+    return body.decode("utf-8", "replace")
+
+
 def _describe(failure: Failure) -> str:
     """A short, secret-free reason for an upstream failure."""
     value = failure.value
@@ -366,10 +535,13 @@ def relay_factory(
     idle_timeout: float,
     inflight: InFlight,
     metrics: ProxyMetrics | None = None,
+    options: RelayOptions | None = None,
 ) -> Callable[[Request], UpstreamRelay]:
     """Bind the shared parts, leaving a function of the request alone."""
 
     def make(request: Request) -> UpstreamRelay:
-        return UpstreamRelay(request, upstream, tokens, reactor, idle_timeout, inflight, metrics)
+        return UpstreamRelay(
+            request, upstream, tokens, reactor, idle_timeout, inflight, metrics, options
+        )
 
     return make

@@ -22,8 +22,9 @@ from twisted.web.server import Site
 
 from ._admin import AdminPages
 from ._config import ConfigError, ProxyConfig
+from ._copilot_headers import CopilotHeaders
 from ._metrics import ProxyMetrics
-from ._relay import InFlight, relay_factory
+from ._relay import InFlight, RelayOptions, relay_factory
 from ._resource import ProxyResource
 from ._token import TokenSource
 from ._upstream import Upstream
@@ -178,7 +179,13 @@ def build_proxy(reactor: Any, config: ProxyConfig, tokens: TokenSource) -> Proxy
     upstream = Upstream(reactor, config.upstream, config.connect_timeout)
     inflight = InFlight()
     metrics = ProxyMetrics(inflight.__len__, tokens)
-    make_relay = relay_factory(upstream, tokens, reactor, config.idle_timeout, inflight, metrics)
+    options = RelayOptions(
+        copilot=CopilotHeaders.with_overrides(config.headers),
+        sse_keepalive=config.sse_keepalive,
+    )
+    make_relay = relay_factory(
+        upstream, tokens, reactor, config.idle_timeout, inflight, metrics, options
+    )
     admin = AdminPages(
         config.admin_prefix, reactor, config.upstream, tokens, inflight.__len__, metrics
     )

@@ -21,6 +21,7 @@ from twisted.python import usage
 
 from . import _config
 from ._config import ConfigError, ProxyConfig
+from ._copilot_headers import parse_override
 from ._service import build_proxy
 from ._token import Secret, StaticToken, read_secret_file
 from ._version import __version__
@@ -84,7 +85,22 @@ class Options(usage.Options):
             "Path prefix of the proxy's own pages (<prefix>healthz, <prefix>metrics), "
             "answered by the proxy and never forwarded.",
         ],
+        [
+            "sse-keepalive",
+            None,
+            "15",
+            "Seconds without upstream bytes after which an event stream gets a "
+            "': keep-alive' comment line (only between events); 0 for never.",
+        ],
     ]
+
+    def __init__(self) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+        self["header"] = []
+
+    def opt_header(self, value: str) -> None:
+        """'Name: value' replacing a default Copilot request header (editor-version, editor-plugin-version, x-github-api-version, copilot-integration-id, user-agent, openai-intent...); 'Name:' drops that default; a header the client sends itself still wins. Repeatable."""  # noqa: E501
+        self["header"].append(value)
 
     def opt_version(self) -> NoReturn:
         """Print the version and exit."""
@@ -112,7 +128,16 @@ def config_from(options: Options, env: Mapping[str, str]) -> ProxyConfig:
         idle_timeout=_config.positive_seconds("--idle-timeout", options["idle-timeout"]),
         shutdown_grace=_config.positive_seconds("--shutdown-grace", options["shutdown-grace"]),
         admin_prefix=_config.admin_prefix(options["admin-prefix"]),
+        headers=tuple(_header_override(text) for text in options["header"]),
+        sse_keepalive=_config.keepalive_seconds(options["sse-keepalive"]),
     )
+
+
+def _header_override(text: str) -> tuple[str, str]:
+    try:
+        return parse_override(text)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
 
 
 def token_from(options: Options, env: Mapping[str, str]) -> Secret:

@@ -17,7 +17,15 @@ one running fake serves many test cases:
       C{x-fake-events} events, then nothing), C{reset} (send the events, then
       reset the connection), C{bulk} (C{x-fake-bytes} of body as fast as the
       client reads, with backpressure), C{echo} (a JSON description of the
-      request), C{gzip} (the model list, gzip-compressed).
+      request), C{gzip} (the model list, gzip-compressed);
+    - C{x-fake-content-type}: the stream's content type (C{text/event-stream});
+    - C{x-fake-split}: write each event in two pieces, the pause between them
+      falling inside the event.
+
+Like the real service, it answers 400 to a request that lacks the Copilot
+editor headers (C{copilot-integration-id}, C{editor-version},
+C{editor-plugin-version}) unless C{require_copilot_headers} is off.
+C{POST .../embeddings} gets an embedding list.
 
 A request with C{"stream": true} in its JSON body gets SSE; other POSTs get one
 C{chat.completion}; C{GET /models} a model list.
@@ -41,6 +49,9 @@ from twisted.web.server import NOT_DONE_YET, Request, Site
 from zope.interface import implementer
 
 ACCEPTED_TOKEN = "fake-copilot-token"
+
+#: Headers the fake insists on, as the Copilot API does.
+COPILOT_HEADERS = ("copilot-integration-id", "editor-version", "editor-plugin-version")
 
 
 @dataclass
@@ -155,9 +166,15 @@ class FakeUpstream:
     @ivar bulk_sent: body bytes handed to the socket in C{bulk} mode.
     """
 
-    def __init__(self, reactor: Any, require_token: str | None = ACCEPTED_TOKEN) -> None:
+    def __init__(
+        self,
+        reactor: Any,
+        require_token: str | None = ACCEPTED_TOKEN,
+        require_copilot_headers: bool = True,
+    ) -> None:
         self.reactor = reactor
         self.require_token = require_token
+        self.require_copilot_headers = require_copilot_headers
         self.received: list[Received] = []
         self.bulk_sent = 0
         self.bulk_pauses = 0
@@ -196,6 +213,12 @@ class FakeUpstream:
         if self.require_token is not None:
             if headers.get("authorization") != [f"Bearer {self.require_token}"]:
                 return self._error(request, 401, "unauthorized: token expired")
+        if self.require_copilot_headers:
+            missing = [name for name in COPILOT_HEADERS if name not in headers]
+            if missing:
+                return self._error(
+                    request, 400, "bad request: missing editor headers " + ", ".join(missing)
+                )
         status = received.header("x-fake-status")
         if status is not None:
             return self._error(request, int(status), f"fake error {status}")
@@ -221,6 +244,8 @@ class FakeUpstream:
         if isinstance(payload, dict) and payload.get("stream") is True:
             self._stream(request, received, mode)
             return NOT_DONE_YET
+        if path.rstrip("/").endswith("/embeddings"):
+            return self._json(request, _embeddings(payload))
         return self._json(request, _completion(payload))
 
     def _describe(self, received: Received) -> dict[str, Any]:
@@ -249,7 +274,9 @@ class FakeUpstream:
         events = int(received.header("x-fake-events") or 5)
         interval = float(received.header("x-fake-interval") or 0)
         size = int(received.header("x-fake-bytes") or 16)
-        request.setHeader(b"content-type", b"text/event-stream")
+        split = received.header("x-fake-split") is not None
+        content_type = received.header("x-fake-content-type") or "text/event-stream"
+        request.setHeader(b"content-type", content_type.encode())
         request.setHeader(b"cache-control", b"no-cache")
         request.write(b"")
         timer: list[IDelayedCall] = []
@@ -268,7 +295,12 @@ class FakeUpstream:
             if gone:
                 return
             if i < events:
-                request.write(chunk_event(i, _content(i, size)))
+                event = chunk_event(i, _content(i, size))
+                if split:
+                    request.write(event[:10])
+                    timer.append(self.reactor.callLater(interval, finish_event, i, event[10:]))
+                    return
+                request.write(event)
                 received.events_sent += 1
                 later(i + 1)
                 return
@@ -283,6 +315,14 @@ class FakeUpstream:
             request.write(FINAL_EVENTS)
             received.finished = True
             request.finish()
+
+        def finish_event(i: int, rest: bytes) -> None:
+            timer.clear()
+            if gone:
+                return
+            request.write(rest)
+            received.events_sent += 1
+            later(i + 1)
 
         def later(i: int) -> None:
             if interval > 0:
@@ -313,6 +353,21 @@ def _completion(payload: Any) -> dict[str, Any]:
             }
         ],
         "usage": {"prompt_tokens": 5, "completion_tokens": 4, "total_tokens": 9},
+    }
+
+
+def _embeddings(payload: Any) -> dict[str, Any]:
+    texts = payload.get("input", []) if isinstance(payload, dict) else []
+    if isinstance(texts, str):
+        texts = [texts]
+    return {
+        "object": "list",
+        "data": [
+            {"object": "embedding", "index": i, "embedding": [0.25, -0.5, float(len(str(t)))]}
+            for i, t in enumerate(texts)
+        ],
+        "model": payload.get("model", "text-embedding-3-small"),
+        "usage": {"prompt_tokens": len(texts), "total_tokens": len(texts)},
     }
 
 

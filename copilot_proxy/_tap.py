@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from types import FrameType
 from typing import Any, NoReturn
 
@@ -185,6 +185,41 @@ class _StopCleanlyOnTerm(Service):
             self._reactor.stop()
 
 
+class ReloadOnHup(Service):
+    """
+    Make SIGHUP a reload (C{systemctl reload}, logrotate) instead of death.
+
+    Without a handler SIGHUP ends the process.  Here it runs each reload hook
+    in the reactor thread, in order; a hook that fails is logged and the
+    others still run.  Other parts add hooks with L{add}: the log file is
+    reopened this way, so logrotate can move it away.
+    """
+
+    def __init__(self, reactor: Any) -> None:
+        self._reactor = reactor
+        self._hooks: list[Callable[[], object]] = []
+
+    def add(self, hook: Callable[[], object]) -> None:
+        """Run C{hook} on every SIGHUP."""
+        self._hooks.append(hook)
+
+    def startService(self) -> None:
+        super().startService()  # type: ignore[no-untyped-call]
+        self._reactor.callWhenRunning(signal.signal, signal.SIGHUP, self._on_hup)
+
+    def _on_hup(self, signum: int, frame: FrameType | None) -> None:
+        self._reactor.callFromThread(self.reload)
+
+    def reload(self) -> None:
+        """Run every reload hook now."""
+        _log.info("received SIGHUP, reloading")
+        for hook in self._hooks:
+            try:
+                hook()
+            except Exception:
+                _log.failure("a reload step failed")
+
+
 def _fail(message: str) -> NoReturn:
     sys.stderr.write(f"copilot-proxy: {message}\n")
     sys.stderr.flush()
@@ -213,4 +248,5 @@ def makeService(options: Options) -> IService:
     top = MultiService()
     proxy.setServiceParent(top)  # type: ignore[no-untyped-call]
     _StopCleanlyOnTerm(reactor).setServiceParent(top)  # type: ignore[no-untyped-call]
+    ReloadOnHup(reactor).setServiceParent(top)  # type: ignore[no-untyped-call]
     return top

@@ -1,0 +1,283 @@
+"""
+The systemd units in contrib/systemd: systemd itself accepts them, their
+C{ExecStart} runs our plugin with options it knows, they keep the hardening
+they promise, and socket activation hands the port over as systemd would.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_twisted
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred
+from twisted.internet.protocol import ProcessProtocol
+from twisted.internet.task import deferLater
+from twisted.internet.utils import getProcessOutputAndValue
+
+from ._helpers import Upstream, fetch, send, stream_request, timeout
+
+UNITS = Path(__file__).resolve().parent.parent / "contrib" / "systemd"
+SERVICES = ("copilot-proxy.service", "copilot-proxy-activated.service")
+INSTALLED_TWISTD = "/opt/copilot-proxy/bin/twistd"
+TWISTD = str(Path(sys.executable).with_name("twistd"))
+TOKEN = "fake-copilot-token"
+
+
+def directives(unit: str) -> dict[str, list[str]]:
+    """Every C{Key=value} of a unit file, by key, in order (keys may repeat)."""
+    found: dict[str, list[str]] = {}
+    for line in (UNITS / unit).read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith(("#", ";", "[")):
+            key, _, value = line.partition("=")
+            found.setdefault(key.strip(), []).append(value.strip())
+    return found
+
+
+def systemd_analyze() -> str:
+    """
+    The systemd-analyze command, or a failed test saying why there is none:
+    unverified units must not look verified.
+    """
+    found = shutil.which("systemd-analyze")
+    if found is None:
+        pytest.fail(
+            "systemd-analyze is not installed, so the units cannot be verified; "
+            "install Debian's 'systemd' package (.ci/run does so when it is missing)"
+        )
+    return found
+
+
+def units_for_this_machine(directory: Path) -> list[Path]:
+    """
+    Copies of the units whose C{ExecStart} names this environment's twistd.
+
+    C{systemd-analyze verify} checks that the C{ExecStart} binary exists and
+    is executable.  The units name the documented install location,
+    C{/opt/copilot-proxy/bin/twistd}, which does not exist here; the copies
+    point at the twistd of the environment running the tests, which is the
+    same program installed differently.  Nothing else is changed.
+    """
+    copies = []
+    for unit in sorted(UNITS.iterdir()):
+        text = unit.read_text()
+        copy = directory / unit.name
+        copy.write_text(text.replace(INSTALLED_TWISTD, TWISTD))
+        copies.append(copy)
+    return copies
+
+
+def verify(analyze: str, units: list[Path]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [analyze, "verify", "--man=no", *map(str, units)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, "SYSTEMD_LOG_COLOR": "0"},
+    )
+
+
+def test_units_pass_systemd_analyze_verify(tmp_path: Path) -> None:
+    analyze = systemd_analyze()
+    units = units_for_this_machine(tmp_path)
+    assert {u.name for u in units} == {*SERVICES, "copilot-proxy.socket"}
+    result = verify(analyze, units)
+    # Unknown keys and bad values are only warnings for systemd: any output
+    # at all counts as a failure here.
+    assert (result.returncode, result.stdout + result.stderr) == (0, "")
+
+
+def test_verify_would_catch_a_misspelled_or_broken_unit(tmp_path: Path) -> None:
+    analyze = systemd_analyze()
+    unit = units_for_this_machine(tmp_path)[0]
+    text = unit.read_text()
+    unit.write_text(text.replace("ProtectHome=yes", "ProtectHom=yes"))
+    assert "Unknown key" in verify(analyze, [unit]).stderr
+    unit.write_text(text.replace(TWISTD, "/nonexistent/twistd"))
+    assert verify(analyze, [unit]).returncode != 0
+
+
+def exec_start_argv(unit: str, credentials: Path) -> list[str]:
+    """
+    The C{ExecStart} command line as systemd would run it: C{${VAR}} expands
+    in place and an unbraced C{$VAR} splits into words (empty: no word).
+    """
+    (line,) = directives(unit)["ExecStart"]
+    env = {"CREDENTIALS_DIRECTORY": str(credentials), "COPILOT_PROXY_OPTS": ""}
+    line = re.sub(r"\$\{(\w+)\}", lambda m: env[m.group(1)], line)
+    argv: list[str] = []
+    for word in shlex.split(line):
+        if word.startswith("$"):
+            argv.extend(env[word[1:]].split())
+        else:
+            argv.append(word)
+    assert argv[0] == INSTALLED_TWISTD
+    return [TWISTD, *argv[1:]]
+
+
+@pytest.mark.parametrize("unit", SERVICES)
+@pytest_twisted.ensureDeferred
+async def test_exec_start_runs_our_plugin_with_options_it_knows(unit: str, tmp_path: Path) -> None:
+    argv = exec_start_argv(unit, tmp_path)
+    assert argv[1:4] == ["-n", "--pidfile=", "copilot-proxy"]
+    # --help goes last, so every option before it is parsed first: an
+    # unknown one fails the run.
+    out, err, code = await getProcessOutputAndValue(
+        argv[0], [*argv[1:], "--help"], env=dict(os.environ)
+    )
+    assert code == 0, err
+    assert b"--token-file" in out and b"--admin-prefix" in out
+
+
+@pytest.mark.parametrize("unit", SERVICES)
+def test_services_keep_the_promised_hardening(unit: str) -> None:
+    found = directives(unit)
+    expected = {
+        "DynamicUser": "yes",
+        "StateDirectory": "copilot-proxy",
+        "NoNewPrivileges": "yes",
+        "ProtectSystem": "strict",
+        "ProtectHome": "yes",
+        "PrivateTmp": "yes",
+        "PrivateDevices": "yes",
+        "RestrictAddressFamilies": "AF_INET AF_INET6 AF_UNIX",
+        "CapabilityBoundingSet": "",
+        "Restart": "on-failure",
+        "ExecReload": "/bin/kill -HUP $MAINPID",
+        "LoadCredential": "copilot-token:/etc/copilot-proxy/copilot-token",
+    }
+    for key, value in expected.items():
+        assert found.get(key) == [value], key
+    assert "@system-service" in found["SystemCallFilter"]
+    assert found["MemoryMax"] and found["Type"] == ["simple"]
+    # A graceful stop (30 s grace by default) must finish before systemd kills.
+    assert float(found["TimeoutStopSec"][0].rstrip("s")) > 30
+
+
+def test_socket_hands_its_port_to_the_activated_service() -> None:
+    socket_unit = directives("copilot-proxy.socket")
+    assert socket_unit["Service"] == ["copilot-proxy-activated.service"]
+    assert socket_unit["ListenStream"] == ["127.0.0.1:8080"]
+    argv = exec_start_argv("copilot-proxy-activated.service", Path("/creds"))
+    assert argv[argv.index("--port") + 1] == "systemd:domain=INET:index=0"
+
+
+class _Twistd(ProcessProtocol):
+    def __init__(self) -> None:
+        self.output: list[bytes] = []
+        self.ended: Deferred[int] = Deferred()
+
+    def outReceived(self, data: bytes) -> None:
+        self.output.append(data)
+
+    errReceived = outReceived
+
+    def processEnded(self, reason: Any) -> None:
+        self.ended.callback(reason.value.exitCode)
+
+
+def _activated(listener: socket.socket, upstream: Upstream, token_file: Path) -> Any:
+    """
+    Start the proxy the way systemd starts copilot-proxy-activated.service:
+    the listening socket as fd 3 and C{LISTEN_PID} naming the process itself
+    (the shell sets it to its own pid, then execs twistd in place).
+    """
+    protocol = _Twistd()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("COPILOT_", "PROXY_"))}
+    env.update(LISTEN_FDS="1", LISTEN_FDNAMES="copilot-proxy.socket")
+    twistd = [TWISTD, "-n", "--pidfile=", "copilot-proxy"]
+    options = ["--port", "systemd:domain=INET:index=0", "--upstream", upstream.url]
+    options += ["--token-file", str(token_file)]
+    process = reactor.spawnProcess(
+        protocol,
+        "/bin/sh",
+        ["/bin/sh", "-c", 'LISTEN_PID=$$ exec "$@"', "sh", *twistd, *options],
+        env=env,
+        childFDs={0: "w", 1: "r", 2: "r", 3: listener.fileno()},
+    )
+    return process, protocol
+
+
+@pytest_twisted.ensureDeferred
+async def test_socket_activation_restarts_without_refusing_connections(
+    upstream: Upstream, tmp_path: Path
+) -> None:
+    token_file = tmp_path / "copilot-token"
+    token_file.write_text(TOKEN + "\n")
+    # The test plays systemd: it binds the socket and keeps it open across
+    # restarts of the service.
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(128)
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    runs = [_activated(listener, upstream, token_file)]
+    try:
+        # The first request may come before the proxy has started: the
+        # socket already accepts, so it waits instead of being refused.
+        response, _ = await timeout(Deferred.fromCoroutine(fetch(url + "/_proxy/healthz")), 20)
+        assert response.code == 200
+        process, first = runs[0]
+        process.signalProcess("TERM")
+        assert await timeout(first.ended, 20) == 0, b"".join(first.output)
+
+        # No proxy runs now; a client connecting is queued, not refused.
+        headers, body = stream_request(events=2)
+        pending = Deferred.fromCoroutine(send(url + "/chat/completions", b"POST", headers, body))
+        await deferLater(reactor, 0.2, lambda: None)
+        assert not pending.called
+        runs.append(_activated(listener, upstream, token_file))
+        response, collector = await timeout(pending, 20)
+        await timeout(collector.done, 20)
+        assert response.code == 200
+        assert collector.complete and collector.body.endswith(b"data: [DONE]\n\n")
+        process, second = runs[1]
+        process.signalProcess("TERM")
+        assert await timeout(second.ended, 20) == 0, b"".join(second.output)
+    finally:
+        for process, run in runs:
+            if not run.ended.called:
+                process.signalProcess("KILL")
+        listener.close()
+    for _, run in runs:
+        assert TOKEN.encode() not in b"".join(run.output)
+
+
+@pytest_twisted.ensureDeferred
+async def test_reload_signal_keeps_the_service_serving(upstream: Upstream, tmp_path: Path) -> None:
+    # ExecReload sends SIGHUP; without a handler it would kill the proxy.
+    token_file = tmp_path / "copilot-token"
+    token_file.write_text(TOKEN + "\n")
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(128)
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    process, run = _activated(listener, upstream, token_file)
+    try:
+        response, _ = await timeout(Deferred.fromCoroutine(fetch(url + "/_proxy/healthz")), 20)
+        assert response.code == 200
+        process.signalProcess("HUP")
+        for _ in range(200):
+            if b"received SIGHUP" in b"".join(run.output):
+                break
+            await deferLater(reactor, 0.05, lambda: None)
+        assert b"received SIGHUP, reloading" in b"".join(run.output)
+        assert not run.ended.called
+        response, _ = await fetch(url + "/models")
+        assert response.code == 200
+        process.signalProcess("TERM")
+        assert await timeout(run.ended, 20) == 0
+    finally:
+        if not run.ended.called:
+            process.signalProcess("KILL")
+        listener.close()

@@ -476,7 +476,7 @@ def test_event_stream_split_anywhere_translates_the_same(
 
 def _strip_ids(out: bytes) -> list[Any]:
     events = []
-    for line in out.decode().splitlines():
+    for line in out.decode().split("\n"):
         if line.startswith("data: "):
             event = json.loads(line[6:])
             if event["type"] == "content_block_start":

@@ -136,3 +136,13 @@ def keepalive_seconds(value: str) -> float | None:
     if not seconds > 0 or seconds == float("inf"):
         raise ConfigError("--sse-keepalive must be a positive number of seconds, or 0 for never")
     return seconds
+
+
+LOG_FORMATS = ("text", "json")
+
+
+def log_format(value: str) -> str:
+    """Check C{--log-format}: C{text} or C{json}."""
+    if value not in LOG_FORMATS:
+        raise ConfigError(f"--log-format {value!r} must be one of: {', '.join(LOG_FORMATS)}")
+    return value

@@ -13,15 +13,17 @@ import signal
 import sys
 from collections.abc import Callable, Mapping
 from types import FrameType
-from typing import Any, NoReturn
+from typing import IO, Any, NoReturn
 
 from twisted.application.service import IService, MultiService, Service
-from twisted.logger import Logger
+from twisted.logger import ILogObserver, Logger
 from twisted.python import usage
+from twisted.python.components import Componentized
 
-from . import _config
+from . import _config, _logformat
 from ._config import ConfigError, ProxyConfig
 from ._copilot_headers import parse_override
+from ._logformat import ReopenableFile
 from ._service import build_proxy
 from ._token import Secret, StaticToken, read_secret_file
 from ._version import __version__
@@ -84,6 +86,14 @@ class Options(usage.Options):
             _config.DEFAULT_ADMIN_PREFIX,
             "Path prefix of the proxy's own pages (<prefix>healthz, <prefix>metrics), "
             "answered by the proxy and never forwarded.",
+        ],
+        [
+            "log-format",
+            None,
+            "text",
+            "text: readable lines; json: one JSON object per line with stable field "
+            "names (time, level, namespace, message, and the event's own fields such as "
+            "status, outcome, request_id, model), for log shippers.",
         ],
         [
             "sse-keepalive",
@@ -220,6 +230,57 @@ class ReloadOnHup(Service):
                 _log.failure("a reload step failed")
 
 
+def log_destination(options: usage.Options, log_format: str) -> IO[str] | ReopenableFile | None:
+    """
+    Where our log observer writes, from twistd's own options (C{--logfile},
+    C{-n}), or L{None} to leave logging to twistd.
+
+    twistd builds its log observer after C{makeService}, but uses an
+    L{ILogObserver} component of the application instead when one is set
+    (see L{_ProxyApplication}).  Owning the observer gives C{--log-format}
+    and a log file that SIGHUP reopens for logrotate, where twistd's own
+    file rotates itself by size and only on SIGUSR1.  The destination follows
+    twistd's rules: C{--logfile -}, or C{-n} without C{--logfile}, is stdout
+    (the journal under systemd); a daemon without C{--logfile} writes
+    C{twistd.log}.  twistd's C{--logger} and C{--syslog} are left alone.
+    """
+    parent: Any = getattr(options, "parent", None)
+    if parent is None:
+        return None
+    if parent.get("logger") or parent.get("syslog"):
+        if log_format != "text":
+            raise ConfigError("--log-format json cannot be combined with --logger or --syslog")
+        return None
+    logfile = parent.get("logfile")
+    if logfile == "-":
+        if not parent.get("nodaemon"):
+            raise ConfigError("a daemon cannot log to stdout: pass -n or a --logfile path")
+        return sys.stdout
+    if not logfile and parent.get("nodaemon"):
+        return sys.stdout
+    try:
+        return ReopenableFile(logfile or "twistd.log")
+    except OSError as e:
+        raise ConfigError(f"cannot open log file {logfile}: {e.strerror}") from None
+
+
+class _ProxyApplication(MultiService):
+    """
+    The top service; when given an observer it hands it to twistd's
+    application as its L{ILogObserver}, which twistd then logs to instead of
+    building its own.
+    """
+
+    def __init__(self, observer: ILogObserver | None) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+        self._observer = observer
+
+    def setServiceParent(self, parent: Any) -> None:
+        if self._observer is not None and isinstance(parent, Componentized):
+            parent.setComponent(ILogObserver, self._observer)
+        super().setServiceParent(parent)  # type: ignore[no-untyped-call]
+
+
 def _fail(message: str) -> NoReturn:
     sys.stderr.write(f"copilot-proxy: {message}\n")
     sys.stderr.flush()
@@ -234,6 +295,8 @@ def makeService(options: Options) -> IService:
     try:
         config = config_from(options, env)
         tokens = StaticToken(token_from(options, env))
+        log_format = _config.log_format(options["log-format"])
+        destination = log_destination(options, log_format)
         proxy = build_proxy(reactor, config, tokens)
     except ConfigError as e:
         _fail(str(e))
@@ -245,8 +308,13 @@ def makeService(options: Options) -> IService:
         or str(host),
         upstream=config.upstream.decode("ascii"),
     )
-    top = MultiService()
+    reload = ReloadOnHup(reactor)
+    if isinstance(destination, ReopenableFile):
+        reload.add(destination.reopen)
+    top = _ProxyApplication(
+        None if destination is None else _logformat.observer(log_format, destination)
+    )
     proxy.setServiceParent(top)  # type: ignore[no-untyped-call]
     _StopCleanlyOnTerm(reactor).setServiceParent(top)  # type: ignore[no-untyped-call]
-    ReloadOnHup(reactor).setServiceParent(top)  # type: ignore[no-untyped-call]
+    reload.setServiceParent(top)  # type: ignore[no-untyped-call]
     return top

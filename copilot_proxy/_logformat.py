@@ -1,0 +1,110 @@
+"""
+How log events are written: readable text for people, or one JSON object per
+line for log shippers; and a log file that can be reopened after logrotate
+moves it.
+
+Why not C{twisted.logger.jsonFileLogObserver}: it serializes the whole event
+for Twisted to read back (C{log_level} as an object, C{log_format} templates,
+record separators), not flat, stable field names for Loki, Elasticsearch or
+journald.  L{json_line} writes a fixed envelope (C{time}, C{level},
+C{namespace}, C{message}) plus the event's own fields, such as the access
+line's C{status}, C{outcome}, C{request_id} and C{model}.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import datetime, timezone
+from typing import IO, Any
+
+from twisted.logger import (
+    FileLogObserver,
+    ILogObserver,
+    LogEvent,
+    formatEvent,
+    textFileLogObserver,
+)
+
+FORMATS = ("text", "json")
+
+_ENVELOPE = ("time", "level", "namespace", "message", "error")
+
+# Keys of Twisted's legacy log events that only repeat the message or say
+# how to format it; "system" is kept, the rest would be noise.
+_LEGACY_KEYS = frozenset({"message", "format", "isError", "why", "failure", "time"})
+
+_SCALARS = (str, int, float, bool, type(None))
+
+
+def json_line(event: LogEvent) -> str:
+    """
+    One log event as one line of JSON.
+
+    Always present: C{time} (ISO 8601, UTC, milliseconds), C{level}
+    (C{debug}, C{info}, C{warn}, C{error}, C{critical}), C{namespace},
+    C{message} (the event as text).  C{error} holds the traceback when the
+    event carries a failure.  Every other field the event carries follows
+    under its own name, unless it would replace one of these; values that are
+    not JSON scalars are written as their C{str()}.
+    """
+    level = event.get("log_level")
+    timestamp = event.get("log_time")
+    line: dict[str, Any] = {
+        "time": (
+            datetime.fromtimestamp(timestamp, timezone.utc).isoformat(timespec="milliseconds")
+            if isinstance(timestamp, (int, float))
+            else None
+        ),
+        "level": getattr(level, "name", "info"),
+        "namespace": event.get("log_namespace", "-"),
+        "message": formatEvent(event),
+    }
+    failure = event.get("log_failure")
+    if failure is not None:
+        line["error"] = failure.getTraceback()
+    for key, value in event.items():
+        if key.startswith("log_") or key in _ENVELOPE or key in _LEGACY_KEYS:
+            continue
+        line[key] = value if isinstance(value, _SCALARS) else str(value)
+    return json.dumps(line, ensure_ascii=False, default=str) + "\n"
+
+
+class ReopenableFile:
+    """
+    A log file opened for appending, that L{reopen} opens again by name.
+
+    Appending (C{O_APPEND}) makes logrotate's C{copytruncate} safe: after the
+    truncation writes land at the new end, not at the old offset behind a
+    hole.  With logrotate's default (move the file, then signal), SIGHUP
+    calls L{reopen} and logging continues in a new file at the same path.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = os.path.abspath(path)
+        self._file: IO[str] = self._open()
+
+    def _open(self) -> IO[str]:
+        return open(self.path, "a", encoding="utf-8")
+
+    def write(self, text: str) -> None:
+        self._file.write(text)
+
+    def flush(self) -> None:
+        self._file.flush()
+
+    def reopen(self) -> None:
+        """Close the file and open the path again (creating it if moved away)."""
+        old, self._file = self._file, self._open()
+        old.close()
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def observer(log_format: str, out: IO[Any] | ReopenableFile) -> ILogObserver:
+    """The observer writing events to C{out} in C{log_format} (text or json)."""
+    target: Any = out
+    if log_format == "json":
+        return FileLogObserver(target, json_line)
+    return textFileLogObserver(target)

@@ -1,0 +1,242 @@
+"""
+Logs: JSON lines for shippers, a log file that logrotate can move or
+truncate, and no token in any log line or error body.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_twisted
+from twisted.logger import LogLevel, formatEvent
+from twisted.python.failure import Failure
+
+from copilot_proxy._config import ConfigError, log_format
+from copilot_proxy._logformat import json_line
+from copilot_proxy.testing.fake_upstream import ACCEPTED_TOKEN
+
+from ._helpers import Proxy, Upstream, fetch, send, stream_request, timeout, until
+
+TWISTD = str(Path(sys.executable).with_name("twistd"))
+
+
+# The JSON line format ------------------------------------------------------
+
+
+def test_json_line_has_a_stable_envelope_and_the_event_fields() -> None:
+    event = {
+        "log_format": "{method} {status}",
+        "log_level": LogLevel.info,
+        "log_namespace": "copilot_proxy.access",
+        "log_time": 1767225600.5,
+        "log_logger": object(),
+        "method": "POST",
+        "status": 200,
+        "ttfb_s": None,
+        "model": "gpt-4o",
+        "peer": ("127.0.0.1", 5),
+    }
+    line = json_line(event)
+    assert line.endswith("\n") and line.count("\n") == 1
+    assert json.loads(line) == {
+        "time": "2026-01-01T00:00:00.500+00:00",
+        "level": "info",
+        "namespace": "copilot_proxy.access",
+        "message": "POST 200",
+        "method": "POST",
+        "status": 200,
+        "ttfb_s": None,
+        "model": "gpt-4o",
+        "peer": "('127.0.0.1', 5)",
+    }
+
+
+def test_json_line_carries_the_traceback_of_a_failure() -> None:
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        failure = Failure()
+    line = json.loads(
+        json_line(
+            {
+                "log_format": "it failed",
+                "log_level": LogLevel.critical,
+                "log_failure": failure,
+                "message": "would clash",
+            }
+        )
+    )
+    assert line["level"] == "critical"
+    assert line["message"] == "it failed"
+    assert "ValueError: boom" in line["error"]
+    assert line["namespace"] == "-"
+
+
+def test_log_format_is_text_or_json() -> None:
+    assert log_format("json") == "json"
+    with pytest.raises(ConfigError, match="--log-format"):
+        log_format("xml")
+
+
+# The real daemon -----------------------------------------------------------
+
+
+def _free_port() -> int:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port: int = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def _env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith(("COPILOT_", "PROXY_"))}
+
+
+def _json_lines(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def _access(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [line for line in lines if line["namespace"] == "copilot_proxy.access"]
+
+
+@pytest_twisted.ensureDeferred
+async def test_json_log_file_survives_logrotate_move_and_copytruncate(
+    upstream: Upstream, tmp_path: Path
+) -> None:
+    from twisted.internet.utils import getProcessOutputAndValue
+
+    port = _free_port()
+    pidfile, logfile = tmp_path / "proxy.pid", tmp_path / "proxy.log"
+    token_file = tmp_path / "token"
+    token_file.write_text(ACCEPTED_TOKEN + "\n")
+    out, err, code = await getProcessOutputAndValue(
+        TWISTD,
+        [
+            f"--pidfile={pidfile}",
+            f"--logfile={logfile}",
+            "copilot-proxy",
+            "--port",
+            str(port),
+            "--upstream",
+            upstream.url,
+            "--token-file",
+            str(token_file),
+            "--log-format",
+            "json",
+        ],
+        env=_env(),
+        path=str(tmp_path),
+    )
+    assert code == 0, err
+    pid = int(pidfile.read_text())
+    url = f"http://127.0.0.1:{port}"
+    try:
+        headers, body = stream_request(events=3)
+        await fetch(url + "/chat/completions?api-version=1", b"POST", headers, body)
+        await until(lambda: '"copilot_proxy.access"' in logfile.read_text())
+        # logrotate's default: move the file away, then signal.
+        rotated = tmp_path / "proxy.log.1"
+        logfile.rename(rotated)
+        os.kill(pid, signal.SIGHUP)
+        await until(logfile.exists)
+        await fetch(url + "/models")
+        await until(lambda: '"copilot_proxy.access"' in logfile.read_text())
+        # logrotate's copytruncate: the file is emptied under the writer.
+        os.truncate(logfile, 0)
+        await fetch(url + "/_proxy/nothing-here")
+        await fetch(url + "/models?after=truncate")
+        await until(lambda: "after" in logfile.read_text())
+        os.kill(pid, signal.SIGTERM)
+        await until(lambda: not pidfile.exists(), seconds=10)
+    finally:
+        if pidfile.exists():
+            os.kill(pid, signal.SIGKILL)
+
+    first = _json_lines(rotated)
+    (chat,) = _access(first)
+    assert chat["message"].startswith("POST /chat/completions?api-version 200")
+    assert chat["method"] == "POST" and chat["status"] == 200
+    assert chat["path"] == "/chat/completions?api-version"
+    assert chat["model"] == "gpt-4o" and chat["outcome"] == "complete"
+    assert chat["client_key"] == "-" and len(chat["request_id"]) == 32
+    assert chat["bytes"] > 0 and isinstance(chat["ttfb_s"], float)
+    assert chat["level"] == "info" and chat["time"].endswith("+00:00")
+    assert any("received SIGHUP" in line["message"] for line in first)
+
+    # Written after the truncation: starts clean at offset 0, no hole of NULs.
+    raw = logfile.read_bytes()
+    assert raw.startswith(b"{") and b"\0" not in raw
+    after = _json_lines(logfile)
+    assert [line["path"] for line in _access(after)] == ["/models?after"]
+    assert any("received SIGTERM" in line["message"] for line in after)
+    for text in (rotated.read_text(), logfile.read_text()):
+        assert ACCEPTED_TOKEN not in text
+        assert "Traceback" not in text
+
+
+@pytest_twisted.ensureDeferred
+async def test_bad_log_format_fails_the_start_with_one_line() -> None:
+    from twisted.internet.utils import getProcessOutputAndValue
+
+    out, err, code = await getProcessOutputAndValue(
+        TWISTD,
+        ["-n", "copilot-proxy", "--port", str(_free_port()), "--log-format", "yaml"],
+        env={**_env(), "COPILOT_TOKEN": ACCEPTED_TOKEN},
+    )
+    assert code == 1
+    assert err.decode().strip().splitlines() == [
+        "copilot-proxy: --log-format 'yaml' must be one of: text, json"
+    ]
+
+
+# Secrets -------------------------------------------------------------------
+
+
+@pytest_twisted.ensureDeferred
+async def test_no_token_in_any_log_line_or_error_body(
+    make_proxy: Any, upstream: Upstream, log_events: list[dict[str, Any]]
+) -> None:
+    proxy: Proxy = make_proxy(upstream.url, idle_timeout=0.3)
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    unreachable: Proxy = make_proxy(f"http://127.0.0.1:{closed.getsockname()[1]}")
+    closed.close()
+    bodies = []
+    for target, method, headers in [
+        (proxy.url + "/chat/completions", b"POST", {"x-fake-status": "401"}),
+        (proxy.url + "/chat/completions", b"POST", {"x-fake-status": "429"}),
+        (proxy.url + "/models", b"GET", {"x-fake-mode": "hang"}),
+        (proxy.url + "/_proxy/healthz", b"DELETE", {}),
+        (proxy.url + "/_proxy/missing", b"GET", {}),
+        (proxy.url + "/_proxy/healthz", b"GET", {}),
+        (proxy.url + "/_proxy/metrics", b"GET", {}),
+        (unreachable.url + "/models", b"GET", {"authorization": f"Bearer {ACCEPTED_TOKEN}"}),
+    ]:
+        response, collector = await send(target, method, headers, b"{}")
+        await timeout(collector.done)
+        bodies.append(collector.body)
+    headers, body = stream_request(events=2, mode="reset", interval=0.02)
+    response, collector = await send(proxy.url + "/chat/completions", b"POST", headers, body)
+    await timeout(collector.done)
+    assert [json.loads(b)["error"]["code"] for b in bodies[2:5]] == [
+        "upstream_timeout",
+        "method_not_allowed",
+        "not_found",
+    ]
+    assert json.loads(bodies[7])["error"]["code"] == "upstream_unreachable"
+    for body in bodies:
+        assert ACCEPTED_TOKEN.encode() not in body
+    assert len(log_events) > 5
+    for event in log_events:
+        assert ACCEPTED_TOKEN not in json_line(event)
+        assert ACCEPTED_TOKEN not in (formatEvent(event) or "")
+        assert ACCEPTED_TOKEN not in repr(event)

@@ -23,6 +23,7 @@ from twisted.web.server import Site
 from ._admin import AdminPages
 from ._config import ConfigError, ProxyConfig
 from ._copilot_headers import CopilotHeaders
+from ._eager_write import EagerWriteChannel
 from ._metrics import ProxyMetrics
 from ._relay import InFlight, RelayOptions, relay_factory
 from ._resource import ProxyResource
@@ -36,13 +37,13 @@ _log = Logger(namespace="copilot_proxy")
 _FLUSH_SECONDS = 5.0
 
 
-class _TrackedChannel(HTTPChannel):
+class _TrackedChannel(EagerWriteChannel):
     """An HTTP/1.1 channel that tells its site when it opens and closes."""
 
     factory: ProxySite
 
     def connectionMade(self) -> None:
-        super().connectionMade()  # type: ignore[no-untyped-call]
+        super().connectionMade()
         self.factory.channels.add(self)
 
     def connectionLost(self, reason: Failure) -> None:  # type: ignore[override]

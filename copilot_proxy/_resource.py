@@ -1,5 +1,6 @@
 """
-The web resource every request lands on: it checks the request target and
+The web resource every request lands on: it checks the request target, serves
+the proxy's own pages, lets the access gate decide who gets through, and
 hands the request to an L{UpstreamRelay}.
 """
 
@@ -11,17 +12,19 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
 from ._admin import AdminPages
-from ._errors import openai_error
+from ._gate import AccessGate, respond_error
 from ._relay import UpstreamRelay
+from ._request_target import target_problem
 
 
 class ProxyResource(Resource):
     """
     Forwards every method and every path upstream.
 
-    Only origin-form targets (C{/path?query}) are accepted: an absolute-form
-    target (C{GET http://elsewhere/}) or C{CONNECT} would make this a forward
-    proxy, which it never is.
+    Only origin-form targets (C{/path?query}) that stay under the upstream
+    base are accepted: an absolute-form target (C{GET http://elsewhere/}) or
+    C{CONNECT} would make this a forward proxy, which it never is, and see
+    L{target_problem} for paths.  Nothing refused here reaches the upstream.
     """
 
     isLeaf = True
@@ -30,24 +33,26 @@ class ProxyResource(Resource):
         self,
         make_relay: Callable[[Request], UpstreamRelay],
         admin: AdminPages | None = None,
+        gate: AccessGate | None = None,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         self._make_relay = make_relay
         self._admin = admin
+        self._gate = gate
 
     def render(self, request: Request) -> bytes | int:
         # No invented Content-Type: an upstream answer without one stays so.
         request.defaultContentType = None
-        if request.method == b"CONNECT" or not request.uri.startswith(b"/"):
-            request.setResponseCode(400)
-            request.responseHeaders.removeHeader(b"server")
-            request.setHeader(b"content-type", b"application/json")
-            return openai_error(
-                "this proxy only serves origin-form requests such as POST /chat/completions",
-                "invalid_request_error",
-                "not_a_forward_proxy",
-            )
+        problem = target_problem(request.method, request.uri)
+        if problem is not None:
+            code, message = problem
+            return respond_error(request, 400, message, "invalid_request_error", code)
         if self._admin is not None and self._admin.handles(request.uri):
             return self._admin.render(request)
+        if self._gate is None:
+            self._forward(request)
+            return NOT_DONE_YET
+        return self._gate.admit(request, self._forward)
+
+    def _forward(self, request: Request) -> None:
         self._make_relay(request).start()
-        return NOT_DONE_YET

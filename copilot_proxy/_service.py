@@ -20,13 +20,19 @@ from twisted.python.failure import Failure
 from twisted.web.http import HTTPChannel
 from twisted.web.server import Site
 
+from ._access_config import AccessConfig, RequestLimits
 from ._admin import AdminPages
+from ._client_keys import KeyFileError, KeysFromFile
 from ._config import ConfigError, ProxyConfig
 from ._copilot_headers import CopilotHeaders
 from ._eager_write import EagerWriteChannel
+from ._gate import AccessGate
 from ._metrics import ProxyMetrics
+from ._rate_limit import TokenBuckets
 from ._relay import InFlight, RelayOptions, relay_factory
+from ._request_limits import LimitedChannel, ProxyRequest
 from ._resource import ProxyResource
+from ._stream_slots import StreamSlots
 from ._token import TokenSource
 from ._upstream import Upstream
 
@@ -37,17 +43,18 @@ _log = Logger(namespace="copilot_proxy")
 _FLUSH_SECONDS = 5.0
 
 
-class _TrackedChannel(EagerWriteChannel):
+class _TrackedChannel(LimitedChannel, EagerWriteChannel):
     """An HTTP/1.1 channel that tells its site when it opens and closes."""
 
     factory: ProxySite
 
     def connectionMade(self) -> None:
+        self.limits = self.factory.limits
         super().connectionMade()
         self.factory.channels.add(self)
 
     def connectionLost(self, reason: Failure) -> None:  # type: ignore[override]
-        super().connectionLost(reason)  # type: ignore[no-untyped-call]
+        super().connectionLost(reason)
         self.factory.channel_closed(self)
 
 
@@ -60,9 +67,13 @@ class ProxySite(Site):
 
     noisy = False
     protocol = _TrackedChannel  # type: ignore[assignment]
+    requestFactory = ProxyRequest
 
-    def __init__(self, resource: Any, reactor: IReactorTime) -> None:
+    def __init__(
+        self, resource: Any, reactor: IReactorTime, limits: RequestLimits | None = None
+    ) -> None:
         super().__init__(resource, reactor=reactor)  # type: ignore[no-untyped-call]
+        self.limits = limits or RequestLimits()
         self.channels: set[HTTPChannel] = set()
         self._closed: list[tuple[HTTPChannel, Deferred[None]]] = []
 
@@ -106,14 +117,31 @@ class ProxyService(Service):
         upstream: Upstream,
         reactor: IReactorTime,
         grace: float,
+        gate: AccessGate | None = None,
     ) -> None:
         super().__init__()
         self.port = port
+        self.gate = gate
         self._site = site
         self._inflight = inflight
         self._upstream = upstream
         self._reactor = reactor
         self._grace = grace
+
+    def reload_client_keys(self) -> None:
+        """
+        Re-read the client keys file (on SIGHUP).  Requests already admitted,
+        streams included, go on; a file that cannot be used changes nothing.
+        """
+        keys = self.gate.keys if self.gate is not None else None
+        if not isinstance(keys, KeysFromFile) or keys.path is None:
+            return
+        try:
+            count = keys.reload()
+        except KeyFileError as e:
+            _log.error("client keys not reloaded, the {n} in use stay: {why}", n=len(keys), why=e)
+            return
+        _log.info("reloaded client keys from {path}: {n} in use", path=keys.path, n=count)
 
     @inlineCallbacks
     def stopService(self) -> Any:
@@ -170,13 +198,41 @@ def listen(reactor: Any, description: str, site: ProxySite) -> IListeningPort:
     return port
 
 
-def build_proxy(reactor: Any, config: ProxyConfig, tokens: TokenSource) -> ProxyService:
+def build_gate(reactor: Any, access: AccessConfig) -> AccessGate:
     """
-    Wire a proxy from validated settings: upstream client, relay, resource,
-    site, bound port.
+    The access checks from validated settings.
 
-    @raise ConfigError: when the port cannot be bound.
+    @raise ConfigError: when the client keys file cannot be used.
     """
+    keys = None
+    if access.has_keys:
+        try:
+            keys = KeysFromFile(access.keys_file, access.env_keys)
+        except KeyFileError as e:
+            raise ConfigError(str(e)) from None
+    limiter = None
+    if access.rate is not None:
+        limiter = TokenBuckets(access.rate, access.burst, reactor.seconds)
+    slots = None
+    if access.max_streams is not None or access.max_streams_per_key is not None:
+        slots = StreamSlots(access.max_streams, access.max_streams_per_key)
+    return AccessGate(reactor, keys, limiter, slots, access.wait, access.max_queue)
+
+
+def build_proxy(
+    reactor: Any,
+    config: ProxyConfig,
+    tokens: TokenSource,
+    access: AccessConfig | None = None,
+) -> ProxyService:
+    """
+    Wire a proxy from validated settings: upstream client, relay, access
+    gate, resource, site, bound port.
+
+    @raise ConfigError: when the port cannot be bound or the client keys
+        file cannot be used.
+    """
+    access = access or AccessConfig()
     upstream = Upstream(reactor, config.upstream, config.connect_timeout)
     inflight = InFlight()
     metrics = ProxyMetrics(inflight.__len__, tokens)
@@ -190,6 +246,7 @@ def build_proxy(reactor: Any, config: ProxyConfig, tokens: TokenSource) -> Proxy
     admin = AdminPages(
         config.admin_prefix, reactor, config.upstream, tokens, inflight.__len__, metrics
     )
-    site = ProxySite(ProxyResource(make_relay, admin), reactor)
+    gate = build_gate(reactor, access)
+    site = ProxySite(ProxyResource(make_relay, admin, gate), reactor, access.limits)
     port = listen(reactor, config.listen, site)
-    return ProxyService(port, site, inflight, upstream, reactor, config.shutdown_grace)
+    return ProxyService(port, site, inflight, upstream, reactor, config.shutdown_grace, gate)

@@ -20,7 +20,9 @@ from twisted.logger import ILogObserver, Logger
 from twisted.python import usage
 from twisted.python.components import Componentized
 
-from . import _config, _logformat
+from . import _access_config, _config, _logformat
+from ._access_config import AccessConfig, RequestLimits
+from ._client_keys import KeyFileError, parse_keys_env
 from ._config import ConfigError, ProxyConfig
 from ._copilot_headers import parse_override
 from ._logformat import ReopenableFile
@@ -40,6 +42,21 @@ class Options(usage.Options):
         "Copilot token and streams answers back chunk by chunk.  The token comes "
         "from --token-file or COPILOT_TOKEN."
     )
+
+    optFlags = [
+        [
+            "allow-unauthenticated",
+            None,
+            "Serve anyone who can connect, without client keys, even when listening "
+            "on a non-loopback address.",
+        ],
+        [
+            "rate-limit-wait",
+            None,
+            "Requests over --rate-limit or --max-streams wait their turn, in arrival "
+            "order, instead of getting 429 (at most --max-queue wait at once).",
+        ],
+    ]
 
     optParameters = [
         [
@@ -102,6 +119,42 @@ class Options(usage.Options):
             "Seconds without upstream bytes after which an event stream gets a "
             "': keep-alive' comment line (only between events); 0 for never.",
         ],
+        [
+            "client-keys-file",
+            None,
+            None,
+            "Require a client key: one per line, an optional name after whitespace, "
+            "# comments; sent as 'Authorization: Bearer KEY' or 'x-api-key: KEY'. "
+            "Re-read on SIGHUP. [also env PROXY_CLIENT_KEYS, comma-separated]",
+        ],
+        [
+            "max-body",
+            None,
+            _access_config.DEFAULT_MAX_BODY,
+            "Largest request body accepted, in bytes or with k/M/G (413 past it).",
+        ],
+        [
+            "header-timeout",
+            None,
+            "30",
+            "Seconds a client may take to send a request's headers (slowloris guard).",
+        ],
+        [
+            "rate-limit",
+            None,
+            None,
+            "Requests per client key (per client address without keys), as N/PERIOD: "
+            "60/min, 2/s, 1000/day. Over it: 429 with Retry-After.",
+        ],
+        [
+            "burst",
+            None,
+            None,
+            "Requests a client may make at once with --rate-limit. [default N]",
+        ],
+        ["max-queue", None, "100", "With --rate-limit-wait, requests that may wait at once."],
+        ["max-streams", None, None, "Upstream requests in flight at once, for all clients."],
+        ["max-streams-per-key", None, None, "Upstream requests in flight at once, per client."],
     ]
 
     def __init__(self) -> None:
@@ -148,6 +201,61 @@ def _header_override(text: str) -> tuple[str, str]:
         return parse_override(text)
     except ValueError as e:
         raise ConfigError(str(e)) from None
+
+
+def _optional_count(options: Options, name: str) -> int | None:
+    value = options[name]
+    return None if value is None else _access_config.count(f"--{name}", str(value))
+
+
+def access_from(options: Options, env: Mapping[str, str]) -> AccessConfig:
+    """Validated access settings (keys, limits, caching) from options and env."""
+    try:
+        env_keys = tuple(parse_keys_env(env.get("PROXY_CLIENT_KEYS", "")))
+    except KeyFileError as e:
+        raise ConfigError(str(e)) from None
+    rate = None
+    burst = 1
+    if options["rate-limit"] is not None:
+        rate = _access_config.rate(str(options["rate-limit"]))
+        burst = max(1, int(rate.count))
+    elif options["burst"] is not None:
+        raise ConfigError("--burst needs --rate-limit")
+    if options["burst"] is not None:
+        burst = _access_config.count("--burst", str(options["burst"]))
+    limits = RequestLimits(
+        max_body=_access_config.byte_size("--max-body", str(options["max-body"])),
+        head_timeout=_config.positive_seconds("--header-timeout", options["header-timeout"]),
+    )
+    return AccessConfig(
+        keys_file=options["client-keys-file"] or None,
+        env_keys=env_keys,
+        rate=rate,
+        burst=burst,
+        wait=bool(options["rate-limit-wait"]),
+        max_queue=_access_config.count("--max-queue", str(options["max-queue"]), minimum=0),
+        max_streams=_optional_count(options, "max-streams"),
+        max_streams_per_key=_optional_count(options, "max-streams-per-key"),
+        limits=limits,
+    )
+
+
+def check_not_open_relay(options: Options, access: AccessConfig, listen: str, host: Any) -> None:
+    """
+    Refuse to serve a paid credential to a network without client keys,
+    unless C{--allow-unauthenticated} says so.
+    """
+    if access.has_keys or options["allow-unauthenticated"]:
+        return
+    address = getattr(host, "host", None)
+    if _access_config.is_private_listener(listen, address if isinstance(address, str) else None):
+        return
+    where = f"{address}:{getattr(host, 'port', '')}" if address else listen
+    raise ConfigError(
+        f"refusing to listen on {where} without client keys: anyone who can reach it "
+        "would use your Copilot account; set --client-keys-file or PROXY_CLIENT_KEYS, "
+        "listen on 127.0.0.1, or pass --allow-unauthenticated"
+    )
 
 
 def token_from(options: Options, env: Mapping[str, str]) -> Secret:
@@ -294,13 +402,15 @@ def makeService(options: Options) -> IService:
     env = os.environ
     try:
         config = config_from(options, env)
+        access = access_from(options, env)
         tokens = StaticToken(token_from(options, env))
         log_format = _config.log_format(options["log-format"])
         destination = log_destination(options, log_format)
-        proxy = build_proxy(reactor, config, tokens)
+        proxy = build_proxy(reactor, config, tokens, access)
+        host = proxy.port.getHost()
+        check_not_open_relay(options, access, config.listen, host)
     except ConfigError as e:
         _fail(str(e))
-    host = proxy.port.getHost()
     _log.info(
         "copilot-proxy {version} listening on {host}, forwarding to {upstream}",
         version=__version__,
@@ -316,5 +426,6 @@ def makeService(options: Options) -> IService:
     )
     proxy.setServiceParent(top)  # type: ignore[no-untyped-call]
     _StopCleanlyOnTerm(reactor).setServiceParent(top)  # type: ignore[no-untyped-call]
+    reload.add(proxy.reload_client_keys)
     reload.setServiceParent(top)  # type: ignore[no-untyped-call]
     return top

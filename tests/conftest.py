@@ -13,6 +13,7 @@ import pytest_twisted
 from twisted.internet import reactor as _reactor
 from twisted.logger import globalLogPublisher
 
+from copilot_proxy._access_config import AccessConfig
 from copilot_proxy._config import ProxyConfig, upstream_base
 from copilot_proxy._service import ProxyService, build_proxy
 from copilot_proxy._token import Secret, StaticToken
@@ -47,12 +48,13 @@ def start_proxy(
     reactor: Any,
     upstream_url: str,
     token: str = ACCEPTED_TOKEN,
+    access: AccessConfig | None = None,
     **settings: Any,
 ) -> Proxy:
     config = ProxyConfig(
         listen="tcp:0:interface=127.0.0.1", upstream=upstream_base(upstream_url), **settings
     )
-    service: ProxyService = build_proxy(reactor, config, StaticToken(Secret(token)))
+    service: ProxyService = build_proxy(reactor, config, StaticToken(Secret(token)), access)
     service.startService()
     return Proxy(service, f"http://127.0.0.1:{service.port.getHost().port}")
 

@@ -1,0 +1,222 @@
+"""
+Who gets through, and when: client keys, rate limits and concurrency caps,
+checked before a relay starts, so a refused request costs the upstream
+nothing.
+
+L{AccessGate.admit} runs the checks in order: a known client key (401
+otherwise), the client's token bucket (429 with C{Retry-After}, or a wait in
+arrival order with C{--rate-limit-wait}), then a stream slot (429, or a wait
+for one).  A slot is held until the request is finished, however it ends.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.web.server import NOT_DONE_YET, Request
+
+from ._client_keys import KeyStore, presented_keys
+from ._errors import openai_error
+from ._rate_limit import RateLimiter, retry_after
+from ._relay import CLIENT_KEY_ATTRIBUTE, REFUSED, _path_for_log
+from ._stream_slots import StreamSlots, Waiter
+
+_log = Logger(namespace="copilot_proxy.access")
+
+# How long a client told to retry because every stream slot is taken should
+# wait: slots free up as streams end, which no clock predicts.
+_SLOT_RETRY_AFTER = 1
+
+
+def respond_error(
+    request: Request,
+    status: int,
+    message: str,
+    error_type: str,
+    code: str,
+    headers: dict[bytes, bytes] | None = None,
+) -> bytes:
+    """
+    Answer C{request} with a JSON error made by the proxy itself and log it
+    as refused; returns the body for C{render} to return.
+    """
+    body = openai_error(message, error_type, code)
+    request.setResponseCode(status)
+    request.responseHeaders.removeHeader(b"server")
+    request.setHeader(b"content-type", b"application/json")
+    request.setHeader(b"content-length", b"%d" % (len(body),))
+    for name, value in (headers or {}).items():
+        request.setHeader(name, value)
+    _log.info(
+        "{method} {path} {status} {bytes}B ttfb=- 0.000s {outcome} key={client_key}",
+        method=request.method.decode("ascii", "replace"),
+        path=_path_for_log(request.uri),
+        status=status,
+        bytes=len(body),
+        outcome=REFUSED,
+        client_key=getattr(request, CLIENT_KEY_ATTRIBUTE, None) or "-",
+    )
+    return body
+
+
+def _address(request: Request) -> str:
+    address: Any = request.getClientAddress()
+    host = getattr(address, "host", None)
+    return f"addr:{host}" if isinstance(host, str) else "addr:local"
+
+
+class AccessGate:
+    """
+    The checks every request passes before it is forwarded.
+
+    @param keys: the client keys; when it holds none, anyone may call.
+    @param limiter: token buckets per client, or L{None} for no rate limit.
+    @param slots: concurrency caps, or L{None} for none.
+    @param wait: queue requests over a limit instead of answering 429.
+    @param max_queue: at most this many requests wait at once (then 429).
+    """
+
+    def __init__(
+        self,
+        reactor: IReactorTime,
+        keys: KeyStore | None = None,
+        limiter: RateLimiter | None = None,
+        slots: StreamSlots | None = None,
+        wait: bool = False,
+        max_queue: int = 100,
+    ) -> None:
+        self._reactor = reactor
+        self.keys = keys
+        self._limiter = limiter
+        self.slots = slots
+        self._wait = wait
+        self._max_queue = max_queue
+        self._rate_waiting = 0
+
+    @property
+    def waiting(self) -> int:
+        """How many requests wait for their turn right now."""
+        return self._rate_waiting + (len(self.slots) if self.slots is not None else 0)
+
+    def admit(self, request: Request, forward: Callable[[Request], None]) -> bytes | int:
+        """
+        Check C{request}; call C{forward(request)} once it may go upstream
+        (now or after a wait).
+
+        @return: what C{render} returns: an error body, or C{NOT_DONE_YET}.
+        """
+        label = None
+        if self.keys is not None and len(self.keys):
+            label = self.keys.identify(presented_keys(request.requestHeaders))
+            if label is None:
+                return respond_error(
+                    request,
+                    401,
+                    "a valid client key is required: send it as 'Authorization: Bearer "
+                    "<key>' or 'x-api-key: <key>'",
+                    "invalid_request_error",
+                    "invalid_api_key",
+                    {b"www-authenticate": b'Bearer realm="copilot-proxy"'},
+                )
+            setattr(request, CLIENT_KEY_ATTRIBUTE, label)
+        client = label if label is not None else _address(request)
+        if self._limiter is not None:
+            delay = self._limiter.take(client)
+            if delay > 0:
+                if not self._wait or self.waiting >= self._max_queue:
+                    return self._too_many(
+                        request,
+                        retry_after(delay),
+                        "rate limit reached for this client",
+                        "rate_limit_exceeded",
+                    )
+                self._wait_turn(request, client, forward)
+                return NOT_DONE_YET
+        return self._to_slot(request, client, forward)
+
+    # Rate-limit waits --------------------------------------------------
+
+    def _wait_turn(
+        self, request: Request, client: str, forward: Callable[[Request], None]
+    ) -> None:
+        assert self._limiter is not None
+        limiter = self._limiter
+        delay = limiter.reserve(client)
+        self._rate_waiting += 1
+        finished = request.notifyFinish()
+
+        def go() -> None:
+            self._rate_waiting -= 1
+            if request.channel is None:
+                return
+            refusal = self._to_slot(request, client, forward)
+            if isinstance(refusal, bytes):
+                # render returned long ago: the refusal is written here.
+                request.write(refusal)
+                request.finish()
+
+        timer = self._reactor.callLater(delay, go)
+
+        def gone(failure: Failure) -> None:
+            if timer.active():
+                timer.cancel()
+                self._rate_waiting -= 1
+                limiter.refund(client)
+
+        finished.addErrback(gone)
+
+    # Stream slots ------------------------------------------------------
+
+    def _to_slot(
+        self, request: Request, client: str, forward: Callable[[Request], None]
+    ) -> bytes | int:
+        slots = self.slots
+        if slots is None:
+            forward(request)
+            return NOT_DONE_YET
+        if slots.try_acquire(client):
+            self._hold(request, slots, client, forward)
+            return NOT_DONE_YET
+        if not self._wait or self.waiting >= self._max_queue:
+            return self._too_many(
+                request,
+                _SLOT_RETRY_AFTER,
+                "too many requests in flight for this proxy or this client",
+                "too_many_streams",
+            )
+        finished = request.notifyFinish()
+        waiter: list[Waiter] = []
+
+        def go() -> None:
+            if request.channel is None:
+                slots.release(client)
+                return
+            self._hold(request, slots, client, forward)
+
+        waiter.append(slots.wait(client, go))
+        finished.addErrback(lambda _: slots.cancel(waiter[0]))
+        return NOT_DONE_YET
+
+    def _hold(
+        self,
+        request: Request,
+        slots: StreamSlots,
+        client: str,
+        forward: Callable[[Request], None],
+    ) -> None:
+        request.notifyFinish().addBoth(lambda _: slots.release(client))
+        forward(request)
+
+    def _too_many(self, request: Request, seconds: int, message: str, code: str) -> bytes:
+        return respond_error(
+            request,
+            429,
+            f"{message}; retry after {seconds} s",
+            "rate_limit_error",
+            code,
+            {b"retry-after": b"%d" % (seconds,)},
+        )

@@ -1,0 +1,166 @@
+"""
+Access control as the real C{twistd} command applies it: the open-relay
+refusal at start and SIGHUP reloading client keys.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_twisted
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred
+from twisted.internet.error import ConnectionRefusedError
+from twisted.internet.protocol import ProcessProtocol
+from twisted.internet.task import deferLater
+from twisted.internet.utils import getProcessOutputAndValue
+
+from copilot_proxy._access_config import AccessConfig, is_private_listener
+from copilot_proxy._config import ConfigError
+from copilot_proxy._tap import Options, check_not_open_relay, config_from
+
+from ._helpers import Upstream, fetch, send, stream_request, timeout
+
+TOKEN = "fake-copilot-token"
+TWISTD = str(Path(sys.executable).with_name("twistd"))
+ALICE = "sk-alice-0123456789abcdef"
+BOB = "sk-bob-0123456789abcdef00"
+
+
+def _free_port() -> int:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port: int = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("COPILOT_", "PROXY_"))}
+    env.update(extra)
+    return env
+
+
+@pytest.mark.parametrize(
+    ("description", "host", "private"),
+    [
+        ("tcp:8080:interface=127.0.0.1", "127.0.0.1", True),
+        ("tcp:8080:interface=127.0.0.2", "127.0.0.2", True),
+        ("tcp6:8080:interface=\\:\\:1", "::1", True),
+        ("unix:/run/proxy.sock", None, True),
+        ("systemd:domain=INET:index=0", "0.0.0.0", True),
+        ("tcp:8080", "0.0.0.0", False),
+        ("tcp6:8080", "::", False),
+        ("tcp:8080:interface=192.0.2.1", "192.0.2.1", False),
+        ("ssl:8443:privateKey=k.pem", "0.0.0.0", False),
+    ],
+)
+def test_which_listeners_count_as_private(
+    description: str, host: str | None, private: bool
+) -> None:
+    assert is_private_listener(description, host) is private
+
+
+def test_a_public_listener_without_keys_is_refused_unless_allowed() -> None:
+    class Host:
+        host = "0.0.0.0"
+        port = 8080
+
+    options = Options()
+    options.parseOptions([])
+    with pytest.raises(ConfigError, match="--allow-unauthenticated"):
+        check_not_open_relay(options, AccessConfig(), "tcp:8080", Host())
+    check_not_open_relay(options, AccessConfig(keys_file="k"), "tcp:8080", Host())
+    options.parseOptions(["--allow-unauthenticated"])
+    check_not_open_relay(options, AccessConfig(), "tcp:8080", Host())
+    assert config_from(options, {}).listen == "tcp:8080:interface=127.0.0.1"
+
+
+@pytest_twisted.ensureDeferred
+async def test_open_relay_refused_at_start_with_one_line() -> None:
+    out, err, code = await getProcessOutputAndValue(
+        TWISTD,
+        ["-n", "--pidfile=", "copilot-proxy", "--port", f"tcp:{_free_port()}"],
+        env=_env(COPILOT_TOKEN=TOKEN),
+    )
+    assert code == 1
+    lines = err.decode().strip().splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("copilot-proxy: refusing to listen on 0.0.0.0:")
+    assert "--client-keys-file" in lines[0] and "--allow-unauthenticated" in lines[0]
+
+
+@pytest_twisted.ensureDeferred
+async def test_sighup_reloads_keys_without_breaking_a_stream(
+    upstream: Upstream, tmp_path: Path
+) -> None:
+    keys = tmp_path / "keys"
+    keys.write_text(f"{ALICE} alice\n")
+    port = _free_port()
+    ended: Deferred[Any] = Deferred()
+    output: list[bytes] = []
+
+    class Watch(ProcessProtocol):
+        def outReceived(self, data: bytes) -> None:
+            output.append(data)
+
+        errReceived = outReceived
+
+        def processEnded(self, reason: Any) -> None:
+            ended.callback(reason.value.exitCode)
+
+    process = reactor.spawnProcess(
+        Watch(),
+        TWISTD,
+        [
+            *(TWISTD, "-n", "--pidfile=", "copilot-proxy", "--port", str(port)),
+            *("--upstream", upstream.url, "--client-keys-file", str(keys)),
+        ],
+        env=_env(COPILOT_TOKEN=TOKEN),
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(200):
+            try:
+                await fetch(url + "/models", headers={"x-api-key": ALICE})
+                break
+            except ConnectionRefusedError:
+                await deferLater(reactor, 0.05, lambda: None)
+        headers, body = stream_request(events=40, interval=0.05)
+        headers["authorization"] = f"Bearer {ALICE}"
+        response, collector = await send(url + "/chat/completions", b"POST", headers, body)
+        await timeout(collector.first)
+
+        keys.write_text(f"{BOB} bob\n")
+        process.signalProcess("HUP")
+        for _ in range(200):
+            response, _ = await fetch(url + "/models", headers={"x-api-key": BOB})
+            if response.code == 200:
+                break
+            await deferLater(reactor, 0.05, lambda: None)
+        assert response.code == 200
+        response, _ = await fetch(url + "/models", headers={"x-api-key": ALICE})
+        assert response.code == 401
+        assert not collector.done.called, "the stream should still be going"
+        await timeout(collector.done, 10)
+        assert collector.complete and collector.body.endswith(b"data: [DONE]\n\n")
+
+        keys.write_text("garbage\n")
+        process.signalProcess("HUP")
+        for _ in range(200):
+            if b"client keys not reloaded" in b"".join(output):
+                break
+            await deferLater(reactor, 0.05, lambda: None)
+        response, _ = await fetch(url + "/models", headers={"x-api-key": BOB})
+        assert response.code == 200
+    finally:
+        process.signalProcess("TERM")
+        assert await timeout(ended, 10) == 0, b"".join(output)
+    log = b"".join(output).decode()
+    assert "reloaded client keys" in log
+    assert ALICE not in log and BOB not in log

@@ -186,6 +186,8 @@ class UpstreamRelay(Protocol):
         self._tail = b""
         self._padding = 0
         self._last_ping = 0.0
+        self._authorization = b""
+        self._replayed = False
 
     # Lifecycle ---------------------------------------------------------
 
@@ -211,9 +213,11 @@ class UpstreamRelay(Protocol):
         else:
             self._model = model_from_body(body, request.getHeader(b"content-type"))
         headers = self._upstream_headers(authorization, payload)
+        self._authorization = authorization
         d = self._upstream.request(request.method, target, headers, body)
         self._pending = d
-        self._arm_watchdog()
+        if self._watch is None:
+            self._arm_watchdog()
         return d.addCallback(self._got_response)
 
     def _prepare(self, body: bytes) -> tuple[bytes, bytes, object]:
@@ -234,6 +238,18 @@ class UpstreamRelay(Protocol):
 
     def _got_response(self, response: IResponse) -> None:
         self._pending = None
+        if response.code == 401 and not self._replayed:
+            # The token was refused (expired early, revoked upstream): get a
+            # fresher one and send the request once more; the client never
+            # sees this 401.  Nothing has been written to the client yet.
+            self._replayed = True
+            d = self._tokens.refreshed_after(self._authorization)
+            self._pending = d
+            d.addCallbacks(
+                self._replay, self._drop, callbackArgs=(response,), errbackArgs=(response,)
+            )
+            d.addErrback(self._no_response)
+            return
         self._first_byte = self._reactor.seconds()
         request = self._request
         if self._metrics is not None:
@@ -302,6 +318,19 @@ class UpstreamRelay(Protocol):
 
     def _at_event_boundary(self) -> bool:
         return self._tail == b"" or self._tail.endswith((b"\n\n", b"\r\n\r\n"))
+
+    def _replay(self, fresh: bytes | None, refused: IResponse) -> Deferred[None] | None:
+        self._pending = None
+        if fresh is None:
+            # No fresher token to be had: the 401 goes to the client.
+            self._got_response(refused)
+            return None
+        refused.deliverBody(_Discard())
+        return self._send(fresh)
+
+    def _drop(self, failure: Failure, refused: IResponse) -> Failure:
+        refused.deliverBody(_Discard())
+        return failure
 
     # The upstream body, as an IProtocol --------------------------------
 
@@ -517,6 +546,16 @@ def _error_text(body: bytes) -> str:
         if isinstance(payload.get("message"), str):
             return str(payload["message"])
     return body.decode("utf-8", "replace")
+
+
+class _Discard(Protocol):
+    """Reads a response body nobody wants, so its connection is released."""
+
+    def dataReceived(self, data: bytes) -> None:
+        pass
+
+    def connectionLost(self, reason: Failure = Failure(ResponseDone())) -> None:  # noqa: B008
+        pass
 
 
 def _describe(failure: Failure) -> str:

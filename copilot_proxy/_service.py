@@ -143,6 +143,11 @@ class ProxyService(Service):
             return
         _log.info("reloaded client keys from {path}: {n} in use", path=keys.path, n=count)
 
+    @property
+    def upstream(self) -> Upstream:
+        """The upstream client; its C{base} may be changed while serving."""
+        return self._upstream
+
     @inlineCallbacks
     def stopService(self) -> Any:
         super().stopService()  # type: ignore[no-untyped-call]

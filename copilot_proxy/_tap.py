@@ -8,6 +8,7 @@ line on stderr and exit status 1, never a traceback.
 
 from __future__ import annotations
 
+import atexit
 import os
 import signal
 import sys
@@ -25,12 +26,22 @@ from ._access_config import AccessConfig, RequestLimits
 from ._client_keys import KeyFileError, parse_keys_env
 from ._config import ConfigError, ProxyConfig
 from ._copilot_headers import parse_override
+from ._credentials import (
+    COPILOT,
+    CredentialSettings,
+    find_credential,
+    github_token_reader,
+)
+from ._daemon import build_daemon
+from ._github import GitHubAPI
 from ._logformat import ReopenableFile
-from ._service import build_proxy
-from ._token import Secret, StaticToken, read_secret_file
 from ._version import __version__
 
 _log = Logger(namespace="copilot_proxy")
+
+
+_GITHUB_URL = "https://github.com"
+_GITHUB_API_URL = "https://api.github.com"
 
 
 class Options(usage.Options):
@@ -39,8 +50,11 @@ class Options(usage.Options):
     synopsis = "[options]"
     longdesc = (
         "A streaming reverse proxy to the GitHub Copilot API: it injects the "
-        "Copilot token and streams answers back chunk by chunk.  The token comes "
-        "from --token-file or COPILOT_TOKEN."
+        "Copilot token and streams answers back chunk by chunk.  Credentials, first "
+        "match wins: --token-file or COPILOT_TOKEN (a static Copilot token); "
+        "--github-token-file or COPILOT_GITHUB_TOKEN (a GitHub token); the stored "
+        "login of `copilot-proxy login`; a Copilot editor plugin's login.  A GitHub "
+        "token is traded for Copilot tokens that are renewed automatically."
     )
 
     optFlags = [
@@ -78,8 +92,37 @@ class Options(usage.Options):
             "token-file",
             None,
             None,
-            "Read the Copilot token from this file (keeps it out of the environment "
-            "and ps). [else env COPILOT_TOKEN]",
+            "Read a static Copilot token from this file (keeps it out of the environment "
+            "and ps); it is never renewed. [else env COPILOT_TOKEN]",
+        ],
+        [
+            "github-token-file",
+            None,
+            None,
+            "Read a GitHub OAuth token of a Copilot-enabled account from this file; "
+            "Copilot tokens are then obtained and renewed automatically. "
+            "[else env COPILOT_GITHUB_TOKEN, else the stored login]",
+        ],
+        [
+            "state-dir",
+            None,
+            None,
+            "Directory of the stored login (file github-token). [else $STATE_DIRECTORY, "
+            "else $XDG_CONFIG_HOME/copilot-proxy, default ~/.config/copilot-proxy]",
+        ],
+        [
+            "github-url",
+            None,
+            _GITHUB_URL,
+            "GitHub web root (GitHub Enterprise Server: your own); picks the editor "
+            "plugin login for this host.",
+        ],
+        [
+            "github-api-url",
+            None,
+            _GITHUB_API_URL,
+            "GitHub REST API root for the Copilot token exchange (GitHub Enterprise "
+            "Server: https://HOST/api/v3).",
         ],
         ["connect-timeout", None, "10", "Seconds to wait for an upstream connection."],
         [
@@ -258,21 +301,22 @@ def check_not_open_relay(options: Options, access: AccessConfig, listen: str, ho
     )
 
 
-def token_from(options: Options, env: Mapping[str, str]) -> Secret:
-    """The static Copilot token: C{--token-file} first, then C{COPILOT_TOKEN}."""
-    path = options["token-file"]
-    if path:
-        try:
-            secret = read_secret_file(path)
-        except ValueError as e:
-            raise ConfigError(str(e)) from None
-        _config.check_token(secret.reveal(), path)
-        return secret
-    value = env.get("COPILOT_TOKEN", "").strip()
-    if not value:
-        raise ConfigError("no Copilot token: set COPILOT_TOKEN or pass --token-file PATH")
-    _config.check_token(value, "COPILOT_TOKEN")
-    return Secret(value)
+def credential_settings(options: Options, env: Mapping[str, str]) -> CredentialSettings:
+    """Where to look for credentials, from parsed options and an environment."""
+    return CredentialSettings.from_options(
+        env,
+        token_file=options["token-file"],
+        github_token_file=options["github-token-file"],
+        state_dir=options["state-dir"],
+        github_url=_url("--github-url", options["github-url"]),
+    )
+
+
+def _url(name: str, value: str) -> str:
+    try:
+        return _config.upstream_base(value).decode("ascii")
+    except ConfigError as e:
+        raise ConfigError(f"{name}: {e}") from None
 
 
 class _StopCleanlyOnTerm(Service):
@@ -395,6 +439,41 @@ def _fail(message: str) -> NoReturn:
     raise SystemExit(1)
 
 
+def _fail_running(reactor: Any, message: str) -> None:
+    """
+    Fail a start after the reactor has started (the first token exchange
+    failed): log the reason, stop, and exit 1 once twistd has cleaned up.
+
+    twistd exits 0 whenever its reactor stops, with no way for a plugin to
+    choose the status.  So an C{atexit} hook, which runs after twistd has
+    removed its pid file and stopped logging, repeats the reason on stderr
+    (seen in the foreground; a daemon's stderr is /dev/null, its log has
+    the line) and ends the process with status 1.  A daemonized twistd has
+    already told its parent it started; its process simply ends (it was
+    reparented to init, which reaps it: no zombie).
+    """
+    _log.critical("cannot start: {reason}", reason=message)
+    atexit.register(_exit_failed, message)
+    if reactor.running:
+        reactor.stop()
+
+
+def _exit_failed(message: str) -> None:
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:  # noqa: S110 - exiting anyway
+            pass
+    original = sys.__stderr__
+    if original is not None:
+        try:
+            original.write(f"copilot-proxy: {message}\n")
+            original.flush()
+        except Exception:  # noqa: S110 - exiting anyway
+            pass
+    os._exit(1)
+
+
 def makeService(options: Options) -> IService:
     """Build the proxy service from options and the process environment."""
     from twisted.internet import reactor
@@ -402,30 +481,51 @@ def makeService(options: Options) -> IService:
     env = os.environ
     try:
         config = config_from(options, env)
-        access = access_from(options, env)
-        tokens = StaticToken(token_from(options, env))
         log_format = _config.log_format(options["log-format"])
         destination = log_destination(options, log_format)
-        proxy = build_proxy(reactor, config, tokens, access)
-        host = proxy.port.getHost()
+        access = access_from(options, env)
+        settings = credential_settings(options, env)
+        credential = find_credential(settings)
+        github = GitHubAPI(
+            reactor,
+            settings.github_url,
+            _url("--github-api-url", options["github-api-url"]),
+        )
+        explicit = options["upstream"] is not None or bool(env.get("COPILOT_UPSTREAM"))
+        daemon = build_daemon(
+            reactor,
+            config,
+            credential,
+            github_token_reader(settings),
+            github,
+            follow_api=not explicit,
+            on_fatal=lambda message: _fail_running(reactor, message),
+            access=access,
+        )
+        host = daemon.proxy.port.getHost()
         check_not_open_relay(options, access, config.listen, host)
     except ConfigError as e:
         _fail(str(e))
+    follows = credential.kind != COPILOT and not explicit
     _log.info(
-        "copilot-proxy {version} listening on {host}, forwarding to {upstream}",
+        "copilot-proxy {version} listening on {host}, forwarding to {upstream}; "
+        "credential: {origin}",
         version=__version__,
         host=":".join(str(getattr(host, a)) for a in ("host", "port") if hasattr(host, a))
         or str(host),
-        upstream=config.upstream.decode("ascii"),
+        upstream="the API the Copilot token names" if follows else config.upstream.decode(),
+        origin=credential.origin,
     )
     reload = ReloadOnHup(reactor)
     if isinstance(destination, ReopenableFile):
         reload.add(destination.reopen)
+    if daemon.refresher is not None:
+        reload.add(daemon.refresher.reload)
     top = _ProxyApplication(
         None if destination is None else _logformat.observer(log_format, destination)
     )
-    proxy.setServiceParent(top)  # type: ignore[no-untyped-call]
+    daemon.top.setServiceParent(top)
     _StopCleanlyOnTerm(reactor).setServiceParent(top)  # type: ignore[no-untyped-call]
-    reload.add(proxy.reload_client_keys)
+    reload.add(daemon.proxy.reload_client_keys)
     reload.setServiceParent(top)  # type: ignore[no-untyped-call]
     return top

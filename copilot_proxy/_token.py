@@ -62,6 +62,14 @@ class TokenSource(Protocol):
         L{TokenUnavailable} when none can be had.
         """
 
+    def refreshed_after(self, rejected: bytes) -> Deferred[bytes | None]:
+        """
+        The upstream refused C{rejected} (an earlier L{authorization} value)
+        with 401: a fresher C{Authorization} value to replay the request
+        with, or L{None} when there is none to be had (the 401 then passes
+        to the client).  May fail with L{TokenUnavailable}.
+        """
+
 
 class StaticToken:
     """A Copilot token given at start and used as is, never refreshed."""
@@ -74,8 +82,26 @@ class StaticToken:
     def authorization(self) -> Deferred[bytes]:
         return succeed(self._header)
 
+    def refreshed_after(self, rejected: bytes) -> Deferred[bytes | None]:
+        return succeed(None)
+
     def __repr__(self) -> str:
         return "StaticToken(<redacted>)"
+
+
+def token_expiry(token: str) -> float | None:
+    """
+    The expiry a Copilot token carries in its C{exp=} field (POSIX seconds),
+    or L{None} when it has none: Copilot tokens read C{tid=...;exp=...;...}.
+    """
+    for field in token.split(";"):
+        name, sep, value = field.partition("=")
+        if sep and name.strip() == "exp":
+            try:
+                return float(value.partition(":")[0])
+            except ValueError:
+                return None
+    return None
 
 
 def read_secret_file(path: str) -> Secret:

@@ -17,6 +17,7 @@ from twisted.web.iweb import IResponse
 
 from copilot_proxy._service import ProxyService
 from copilot_proxy._upstream import _BufferedBody
+from copilot_proxy.testing.fake_github import FakeGitHub
 from copilot_proxy.testing.fake_upstream import FakeUpstream
 
 
@@ -24,6 +25,13 @@ from copilot_proxy.testing.fake_upstream import FakeUpstream
 class Upstream:
     fake: FakeUpstream
     url: str
+
+
+@dataclass
+class GitHub:
+    fake: FakeGitHub
+    url: str
+    port: Any
 
 
 @dataclass

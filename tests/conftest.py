@@ -17,9 +17,10 @@ from copilot_proxy._access_config import AccessConfig
 from copilot_proxy._config import ProxyConfig, upstream_base
 from copilot_proxy._service import ProxyService, build_proxy
 from copilot_proxy._token import Secret, StaticToken
+from copilot_proxy.testing.fake_github import FakeGitHub
 from copilot_proxy.testing.fake_upstream import ACCEPTED_TOKEN, FakeUpstream
 
-from ._helpers import Proxy, Upstream
+from ._helpers import GitHub, Proxy, Upstream
 
 
 @pytest.fixture
@@ -33,6 +34,17 @@ async def upstream(reactor: Any) -> Any:
     port = reactor.listenTCP(0, fake.site, interface="127.0.0.1")
     yield Upstream(fake, f"http://127.0.0.1:{port.getHost().port}")
     await port.stopListening()
+
+
+@pytest_twisted.async_yield_fixture
+async def github(reactor: Any, upstream: Upstream) -> Any:
+    """A fake GitHub whose Copilot tokens the C{upstream} fake accepts."""
+    fake = FakeGitHub(reactor, upstream.fake)
+    fake.api_base = upstream.url
+    port = reactor.listenTCP(0, fake.site, interface="127.0.0.1")
+    served = GitHub(fake, f"http://127.0.0.1:{port.getHost().port}", port)
+    yield served
+    await served.port.stopListening()
 
 
 @pytest.fixture

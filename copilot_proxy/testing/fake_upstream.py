@@ -72,6 +72,12 @@ class Received:
         values = self.headers.get(name.lower())
         return values[-1] if values else None
 
+    @property
+    def token(self) -> str | None:
+        """The bearer token this request carried, if any."""
+        value = self.header("authorization") or ""
+        return value[len("Bearer ") :] if value.startswith("Bearer ") else None
+
 
 class _Channel(HTTPChannel):
     """Tells the requests it carried when the connection goes away."""
@@ -163,6 +169,9 @@ class FakeUpstream:
     @ivar received: every request, in arrival order.
     @ivar require_token: when set, requests must carry
         C{Authorization: Bearer <it>} or get 401.
+    @ivar accepted: when not L{None}, replaces C{require_token}: the tokens
+        accepted, each until its expiry (POSIX seconds); a fake GitHub adds
+        the tokens it hands out.
     @ivar bulk_sent: body bytes handed to the socket in C{bulk} mode.
     """
 
@@ -175,6 +184,7 @@ class FakeUpstream:
         self.reactor = reactor
         self.require_token = require_token
         self.require_copilot_headers = require_copilot_headers
+        self.accepted: dict[str, float] | None = None
         self.received: list[Received] = []
         self.bulk_sent = 0
         self.bulk_pauses = 0
@@ -210,7 +220,11 @@ class FakeUpstream:
         for d in arrivals:
             d.callback(received)
 
-        if self.require_token is not None:
+        if self.accepted is not None:
+            expiry = self.accepted.get(received.token or "")
+            if expiry is None or self.reactor.seconds() >= expiry:
+                return self._error(request, 401, "unauthorized: token expired")
+        elif self.require_token is not None:
             if headers.get("authorization") != [f"Bearer {self.require_token}"]:
                 return self._error(request, 401, "unauthorized: token expired")
         if self.require_copilot_headers:

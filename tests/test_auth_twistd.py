@@ -1,0 +1,130 @@
+"""
+The real C{twistd copilot-proxy} on a GitHub login: the first exchange gates
+the start, and a bad login fails it with one clear line and a non-zero exit.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest_twisted
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred
+from twisted.internet.error import ConnectionRefusedError
+from twisted.internet.protocol import ProcessProtocol
+from twisted.internet.task import deferLater
+from twisted.internet.utils import getProcessOutputAndValue
+
+from copilot_proxy.testing.fake_github import GITHUB_TOKEN
+
+from ._helpers import GitHub, Upstream, fetch, timeout
+
+TWISTD = str(Path(sys.executable).with_name("twistd"))
+
+
+def _free_port() -> int:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port: int = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("COPILOT_", "PROXY_"))}
+    env.pop("STATE_DIRECTORY", None)
+    env["HOME"] = str(tmp_path / "home")
+    env["XDG_CONFIG_HOME"] = str(tmp_path / "config")
+    env.update(extra)
+    return env
+
+
+@pytest_twisted.ensureDeferred
+async def test_revoked_github_token_fails_the_start_with_one_line(
+    github: GitHub, tmp_path: Path
+) -> None:
+    github.fake.revoke(GITHUB_TOKEN)
+    out, err, code = await timeout(
+        getProcessOutputAndValue(
+            TWISTD,
+            [
+                "-n",
+                "--pidfile=",
+                "copilot-proxy",
+                "--port",
+                str(_free_port()),
+                "--github-api-url",
+                github.url,
+            ],
+            env=_env(tmp_path, COPILOT_GITHUB_TOKEN=GITHUB_TOKEN),
+        ),
+        30,
+    )
+    assert code == 1, (out, err)
+    lines = err.decode().strip().splitlines()
+    assert lines[-1].startswith("copilot-proxy: GitHub refused the GitHub token"), lines
+    assert "copilot-proxy login" in lines[-1]
+    text = (out + err).decode()
+    assert "Traceback" not in text
+    assert GITHUB_TOKEN not in text
+
+
+@pytest_twisted.ensureDeferred
+async def test_stored_login_serves_through_the_token_api_base(
+    github: GitHub, upstream: Upstream, tmp_path: Path
+) -> None:
+    from copilot_proxy import _store
+    from copilot_proxy._token import Secret
+
+    state = tmp_path / "state"
+    _store.store_token(state, Secret(GITHUB_TOKEN))
+    port = _free_port()
+    ended: Deferred[Any] = Deferred()
+    output: list[bytes] = []
+
+    class Watch(ProcessProtocol):
+        def outReceived(self, data: bytes) -> None:
+            output.append(data)
+
+        errReceived = outReceived
+
+        def processEnded(self, reason: Any) -> None:
+            ended.callback(reason.value.exitCode)
+
+    process = reactor.spawnProcess(
+        Watch(),
+        TWISTD,
+        [
+            TWISTD,
+            "-n",
+            "--pidfile=",
+            "copilot-proxy",
+            "--port",
+            str(port),
+            "--state-dir",
+            str(state),
+            "--github-api-url",
+            github.url,
+        ],
+        env=_env(tmp_path),
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        for _ in range(200):
+            try:
+                response, _ = await fetch(url + "/models")
+                break
+            except ConnectionRefusedError:
+                await deferLater(reactor, 0.05, lambda: None)
+        assert response.code == 200
+        assert upstream.fake.received[-1].token == github.fake.issued[0]
+    finally:
+        process.signalProcess("TERM")
+        assert await timeout(ended, 10) == 0
+    log = b"".join(output).decode()
+    assert "credential: stored login" in log
+    assert GITHUB_TOKEN not in log and github.fake.issued[0] not in log

@@ -7,7 +7,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
+
+if TYPE_CHECKING:
+    from ._proxy_env import ForwardProxy
 
 DEFAULT_UPSTREAM = "https://api.individual.githubcopilot.com"
 DEFAULT_PORT = "8080"
@@ -30,6 +34,10 @@ class ProxyConfig:
         (lower-case name, value); an empty value drops that default.
     @ivar sse_keepalive: seconds of upstream silence before an event stream
         gets a keep-alive comment; L{None} for never.
+    @ivar forward_proxy: the HTTP proxy that upstream connections tunnel
+        through (from C{HTTPS_PROXY}), or L{None} for direct connections.
+    @ivar upstream_ca: PEM certificates that upstream TLS must chain to,
+        instead of the platform's trust store; L{None} for the platform's.
     """
 
     listen: str
@@ -38,6 +46,8 @@ class ProxyConfig:
     idle_timeout: float = 300.0
     shutdown_grace: float = 30.0
     admin_prefix: bytes = DEFAULT_ADMIN_PREFIX.encode("ascii")
+    forward_proxy: ForwardProxy | None = None
+    upstream_ca: bytes | None = None
     headers: tuple[tuple[str, str], ...] = ()
     sse_keepalive: float | None = 15.0
 
@@ -146,3 +156,25 @@ def log_format(value: str) -> str:
     if value not in LOG_FORMATS:
         raise ConfigError(f"--log-format {value!r} must be one of: {', '.join(LOG_FORMATS)}")
     return value
+
+
+_PEM_END = b"-----END CERTIFICATE-----"
+
+
+def pem_certificates(data: bytes, origin: str) -> list[bytes]:
+    """
+    Split a PEM bundle into its certificates, each checked to parse.
+
+    @raise ConfigError: naming C{origin} when there is none or one is broken.
+    """
+    from twisted.internet.ssl import Certificate
+
+    blocks = [block.strip() + b"\n" + _PEM_END + b"\n" for block in data.split(_PEM_END)[:-1]]
+    if not blocks:
+        raise ConfigError(f"{origin} holds no PEM certificate")
+    for block in blocks:
+        try:
+            Certificate.loadPEM(block)
+        except Exception:
+            raise ConfigError(f"{origin} holds a certificate that does not parse") from None
+    return blocks

@@ -15,15 +15,17 @@ from twisted.application.service import Service
 from twisted.internet.defer import Deferred, DeferredList, inlineCallbacks
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.interfaces import IListeningPort, IReactorTime
+from twisted.internet.ssl import Certificate, trustRootFromCertificates
 from twisted.logger import Logger
 from twisted.python.failure import Failure
+from twisted.web.client import BrowserLikePolicyForHTTPS
 from twisted.web.http import HTTPChannel
 from twisted.web.server import Site
 
 from ._access_config import AccessConfig, RequestLimits
 from ._admin import AdminPages
 from ._client_keys import KeyFileError, KeysFromFile
-from ._config import ConfigError, ProxyConfig
+from ._config import ConfigError, ProxyConfig, pem_certificates
 from ._copilot_headers import CopilotHeaders
 from ._eager_write import EagerWriteChannel
 from ._gate import AccessGate
@@ -238,7 +240,13 @@ def build_proxy(
         file cannot be used.
     """
     access = access or AccessConfig()
-    upstream = Upstream(reactor, config.upstream, config.connect_timeout)
+    policy = None
+    if config.upstream_ca is not None:
+        roots = [Certificate.loadPEM(pem) for pem in pem_certificates(config.upstream_ca, "CA")]
+        policy = BrowserLikePolicyForHTTPS(trustRoot=trustRootFromCertificates(roots))
+    upstream = Upstream(
+        reactor, config.upstream, config.connect_timeout, policy, config.forward_proxy
+    )
     inflight = InFlight()
     metrics = ProxyMetrics(inflight.__len__, tokens)
     options = RelayOptions(

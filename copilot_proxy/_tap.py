@@ -35,6 +35,7 @@ from ._credentials import (
 from ._daemon import build_daemon
 from ._github import GitHubAPI
 from ._logformat import ReopenableFile
+from ._proxy_env import ProxySettingError, forward_proxy_for
 from ._version import __version__
 
 _log = Logger(namespace="copilot_proxy")
@@ -148,6 +149,15 @@ class Options(usage.Options):
             "answered by the proxy and never forwarded.",
         ],
         [
+            "upstream-ca",
+            None,
+            None,
+            "PEM file of the CA certificate(s) that upstream TLS must chain to, instead "
+            "of the system's trust store (for a TLS-inspecting corporate proxy). Upstream "
+            "connections go through the HTTP proxy in HTTPS_PROXY/https_proxy (CONNECT "
+            "tunnel) unless NO_PROXY/no_proxy excludes the upstream host.",
+        ],
+        [
             "log-format",
             None,
             "text",
@@ -223,13 +233,20 @@ def _from(options: Options, name: str, env: Mapping[str, str], var: str, default
 
 def config_from(options: Options, env: Mapping[str, str]) -> ProxyConfig:
     """Validated settings from parsed options and an environment."""
+    upstream = _config.upstream_base(
+        _from(options, "upstream", env, "COPILOT_UPSTREAM", _config.DEFAULT_UPSTREAM)
+    )
+    try:
+        forward_proxy = forward_proxy_for(upstream.decode("ascii"), env)
+    except ProxySettingError as e:
+        raise ConfigError(str(e)) from None
     return ProxyConfig(
         listen=_config.listen_description(
             _from(options, "port", env, "PROXY_PORT", _config.DEFAULT_PORT)
         ),
-        upstream=_config.upstream_base(
-            _from(options, "upstream", env, "COPILOT_UPSTREAM", _config.DEFAULT_UPSTREAM)
-        ),
+        upstream=upstream,
+        forward_proxy=forward_proxy,
+        upstream_ca=_upstream_ca(options["upstream-ca"]),
         connect_timeout=_config.positive_seconds("--connect-timeout", options["connect-timeout"]),
         idle_timeout=_config.positive_seconds("--idle-timeout", options["idle-timeout"]),
         shutdown_grace=_config.positive_seconds("--shutdown-grace", options["shutdown-grace"]),
@@ -237,6 +254,18 @@ def config_from(options: Options, env: Mapping[str, str]) -> ProxyConfig:
         headers=tuple(_header_override(text) for text in options["header"]),
         sse_keepalive=_config.keepalive_seconds(options["sse-keepalive"]),
     )
+
+
+def _upstream_ca(path: str | None) -> bytes | None:
+    if not path:
+        return None
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        raise ConfigError(f"cannot read --upstream-ca {path}: {e.strerror}") from None
+    _config.pem_certificates(data, f"--upstream-ca {path}")
+    return data
 
 
 def _header_override(text: str) -> tuple[str, str]:
@@ -516,6 +545,8 @@ def makeService(options: Options) -> IService:
         upstream="the API the Copilot token names" if follows else config.upstream.decode(),
         origin=credential.origin,
     )
+    if config.forward_proxy is not None:
+        _log.info("upstream connections tunnel through {proxy}", proxy=str(config.forward_proxy))
     reload = ReloadOnHup(reactor)
     if isinstance(destination, ReopenableFile):
         reload.add(destination.reopen)

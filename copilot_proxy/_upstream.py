@@ -19,6 +19,9 @@ from twisted.web.http_headers import Headers
 from twisted.web.iweb import IAgentEndpointFactory, IBodyProducer, IPolicyForHTTPS, IResponse
 from zope.interface import implementer
 
+from ._connect_tunnel import TunnelEndpointFactory
+from ._proxy_env import ForwardProxy
+
 # How many idle upstream connections to keep.  Not a cap on concurrency:
 # HTTPConnectionPool opens as many as are needed and caches at most this many
 # when they fall idle.  Large enough that a busy proxy almost never reconnects.
@@ -104,12 +107,23 @@ class Upstream:
         base: bytes,
         connect_timeout: float,
         contextFactory: Any = None,
+        forward_proxy: ForwardProxy | None = None,
     ) -> None:
+        """
+        @param contextFactory: how upstream TLS is verified (an
+            L{IPolicyForHTTPS}); L{None} for the platform's trust store.
+        @param forward_proxy: an HTTP proxy to tunnel every connection
+            through (C{HTTPS_PROXY}), or L{None} to connect directly.
+        """
         self.base = base
         self._pool = HTTPConnectionPool(reactor, persistent=True)
         self._pool.maxPersistentPerHost = IDLE_CONNECTIONS
         policy = contextFactory if contextFactory is not None else BrowserLikePolicyForHTTPS()
-        endpoints = _EndpointPerOrigin(reactor, policy, connect_timeout)
+        endpoints: IAgentEndpointFactory
+        if forward_proxy is not None:
+            endpoints = TunnelEndpointFactory(reactor, forward_proxy, policy, connect_timeout)
+        else:
+            endpoints = _EndpointPerOrigin(reactor, policy, connect_timeout)
         self._agent: Agent = Agent.usingEndpointFactory(reactor, endpoints, pool=self._pool)
 
     def request(

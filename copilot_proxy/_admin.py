@@ -14,6 +14,7 @@ from collections.abc import Callable
 from twisted.internet.interfaces import IReactorTime
 from twisted.web.server import Request
 
+from ._client_keys import KeyStore, presented_keys
 from ._errors import openai_error
 from ._metrics import CONTENT_TYPE, ProxyMetrics, token_expires_in, token_usable
 from ._version import __version__
@@ -37,8 +38,15 @@ class AdminPages:
         tokens: object,
         in_flight: Callable[[], int],
         metrics: ProxyMetrics,
+        keys: KeyStore | None = None,
     ) -> None:
+        """
+        @param keys: the client keys; when any are configured, every page but
+            health requires one (health stays open for load balancers and
+            init systems, and shows nothing secret).
+        """
         self.prefix = prefix
+        self._keys = keys
         self._reactor = reactor
         self._started = reactor.seconds()
         self._upstream = upstream.decode("ascii")
@@ -86,6 +94,14 @@ class AdminPages:
             request.setResponseCode(code)
             request.setHeader(b"content-type", b"application/json")
             return json.dumps(document).encode("utf-8")
+        if name != b"healthz" and not self._key_accepted(request):
+            request.setResponseCode(401)
+            request.setHeader(b"www-authenticate", b'Bearer realm="copilot-proxy"')
+            return self._json_error(
+                request,
+                "a valid client key is required: send it as 'Authorization: Bearer <key>'",
+                "invalid_api_key",
+            )
         if name == b"metrics":
             request.setHeader(b"content-type", CONTENT_TYPE.encode("ascii"))
             return self._metrics.exposition()
@@ -96,6 +112,11 @@ class AdminPages:
             f"no such page; the proxy serves {prefix}healthz and {prefix}metrics",
             "not_found",
         )
+
+    def _key_accepted(self, request: Request) -> bool:
+        if self._keys is None or not len(self._keys):
+            return True
+        return self._keys.identify(presented_keys(request.requestHeaders)) is not None
 
     def _json_error(self, request: Request, message: str, code: str) -> bytes:
         request.setHeader(b"content-type", b"application/json")

@@ -78,6 +78,8 @@ class AccessGate:
     @param slots: concurrency caps, or L{None} for none.
     @param wait: queue requests over a limit instead of answering 429.
     @param max_queue: at most this many requests wait at once (then 429).
+    @param on_refused: called with each request the gate refuses and its
+        status, for metrics.
     """
 
     def __init__(
@@ -88,8 +90,10 @@ class AccessGate:
         slots: StreamSlots | None = None,
         wait: bool = False,
         max_queue: int = 100,
+        on_refused: Callable[[Request, int], object] | None = None,
     ) -> None:
         self._reactor = reactor
+        self._on_refused = on_refused
         self.keys = keys
         self._limiter = limiter
         self.slots = slots
@@ -113,6 +117,8 @@ class AccessGate:
         if self.keys is not None and len(self.keys):
             label = self.keys.identify(presented_keys(request.requestHeaders))
             if label is None:
+                if self._on_refused is not None:
+                    self._on_refused(request, 401)
                 return respond_error(
                     request,
                     401,
@@ -212,6 +218,8 @@ class AccessGate:
         forward(request)
 
     def _too_many(self, request: Request, seconds: int, message: str, code: str) -> bytes:
+        if self._on_refused is not None:
+            self._on_refused(request, 429)
         return respond_error(
             request,
             429,

@@ -238,7 +238,7 @@ class ProxyMetrics:
         """
         A relayed request ended.  Its status came from upstream or is one of
         the proxy's own 502, 503 and 504, so a 429 here is the upstream's
-        limit; a limit of the proxy's own is recorded by L{proxy_rate_limited}.
+        limit; a limit of the proxy's own is recorded by L{refused}.
         """
         route = route_group(uri)
         self.requests.labels(method_label(method), route, status_class(code)).inc()
@@ -255,9 +255,17 @@ class ProxyMetrics:
         if code == 429:
             self.rate_limited.labels("upstream").inc()
 
-    def proxy_rate_limited(self) -> None:
-        """The proxy itself refused a request for a rate limit (429)."""
-        self.rate_limited.labels("proxy").inc()
+    def refused(self, method: bytes, uri: bytes, code: int) -> None:
+        """
+        The proxy refused a request before relaying it (a missing client key,
+        a rate limit, a stream cap): counted as a request with outcome
+        C{refused}, and a 429 as limited by the proxy.
+        """
+        route = route_group(uri)
+        self.requests.labels(method_label(method), route, status_class(code)).inc()
+        self.outcomes.labels("refused").inc()
+        if code == 429:
+            self.rate_limited.labels("proxy").inc()
 
     def cache_lookup(self, cache: str, hit: bool) -> None:
         """

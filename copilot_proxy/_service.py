@@ -20,7 +20,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.client import BrowserLikePolicyForHTTPS
 from twisted.web.http import HTTPChannel
-from twisted.web.server import Site
+from twisted.web.server import Request, Site
 
 from ._access_config import AccessConfig, RequestLimits
 from ._admin import AdminPages
@@ -205,9 +205,12 @@ def listen(reactor: Any, description: str, site: ProxySite) -> IListeningPort:
     return port
 
 
-def build_gate(reactor: Any, access: AccessConfig) -> AccessGate:
+def build_gate(
+    reactor: Any, access: AccessConfig, metrics: ProxyMetrics | None = None
+) -> AccessGate:
     """
-    The access checks from validated settings.
+    The access checks from validated settings; refusals are counted in
+    C{metrics}.
 
     @raise ConfigError: when the client keys file cannot be used.
     """
@@ -223,7 +226,14 @@ def build_gate(reactor: Any, access: AccessConfig) -> AccessGate:
     slots = None
     if access.max_streams is not None or access.max_streams_per_key is not None:
         slots = StreamSlots(access.max_streams, access.max_streams_per_key)
-    return AccessGate(reactor, keys, limiter, slots, access.wait, access.max_queue)
+    on_refused = None
+    if metrics is not None:
+        counter = metrics
+
+        def on_refused(request: Request, code: int) -> None:
+            counter.refused(request.method, request.uri, code)
+
+    return AccessGate(reactor, keys, limiter, slots, access.wait, access.max_queue, on_refused)
 
 
 def build_proxy(
@@ -256,10 +266,16 @@ def build_proxy(
     make_relay = relay_factory(
         upstream, tokens, reactor, config.idle_timeout, inflight, metrics, options
     )
+    gate = build_gate(reactor, access, metrics)
     admin = AdminPages(
-        config.admin_prefix, reactor, config.upstream, tokens, inflight.__len__, metrics
+        config.admin_prefix,
+        reactor,
+        config.upstream,
+        tokens,
+        inflight.__len__,
+        metrics,
+        gate.keys,
     )
-    gate = build_gate(reactor, access)
     site = ProxySite(ProxyResource(make_relay, admin, gate), reactor, access.limits)
     port = listen(reactor, config.listen, site)
     return ProxyService(port, site, inflight, upstream, reactor, config.shutdown_grace, gate)

@@ -315,3 +315,45 @@ async def test_access_line_carries_request_id_model_and_outcome(
     for event in access:
         assert ACCEPTED_TOKEN not in repr(event)
         assert "secret-value" not in repr(event)
+
+
+# With client keys ----------------------------------------------------------
+
+_KEY = "sk-ops-0123456789abcdef00"
+
+
+@pytest_twisted.ensureDeferred
+async def test_with_client_keys_metrics_need_a_key_but_health_does_not(
+    make_proxy: Any, upstream: Upstream
+) -> None:
+    from copilot_proxy._access_config import AccessConfig
+    from copilot_proxy._client_keys import parse_keys_env
+    from copilot_proxy._rate_limit import parse_rate
+
+    proxy = make_proxy(
+        upstream.url,
+        access=AccessConfig(env_keys=tuple(parse_keys_env(_KEY)), rate=parse_rate("1/min")),
+    )
+    response, _ = await fetch(proxy.url + "/_proxy/healthz")
+    assert response.code == 200
+    for headers in ({}, {"Authorization": "Bearer sk-wrong-0123456789abcdef"}):
+        response, body = await fetch(proxy.url + "/_proxy/metrics", headers=headers)
+        assert response.code == 401
+        assert json.loads(body)["error"]["code"] == "invalid_api_key"
+    # One request without a key (refused, 401), two with (the second over
+    # the rate limit, 429 from the proxy itself).
+    await fetch(proxy.url + "/models")
+    key = {"Authorization": f"Bearer {_KEY}"}
+    first, _ = await fetch(proxy.url + "/models", headers=key)
+    second, _ = await fetch(proxy.url + "/models", headers=key)
+    assert (first.code, second.code) == (200, 429)
+    response, text = await fetch(proxy.url + "/_proxy/metrics", headers=key)
+    assert response.code == 200
+    found = samples(text.decode())
+    assert requests_of(found, "GET", "models", "2xx") == 1
+    assert requests_of(found, "GET", "models", "4xx") == 2
+    assert found[("copilot_proxy_request_outcomes_total", (("outcome", "refused"),))] == 2
+    assert found[("copilot_proxy_rate_limited_total", (("by", "proxy"),))] == 1
+    assert found[("copilot_proxy_rate_limited_total", (("by", "upstream"),))] == 0
+    assert _KEY.encode() not in text
+    assert len(upstream.fake.received) == 1

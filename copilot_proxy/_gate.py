@@ -19,6 +19,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.server import NOT_DONE_YET, Request
 
+from ._cache import ResponseCache
 from ._client_keys import KeyStore, presented_keys
 from ._errors import openai_error
 from ._rate_limit import RateLimiter, retry_after
@@ -63,6 +64,13 @@ def respond_error(
     return body
 
 
+def _write_late(request: Request, outcome: bytes | int) -> None:
+    """Finish with a refusal decided after C{render} has returned."""
+    if isinstance(outcome, bytes):
+        request.write(outcome)
+        request.finish()
+
+
 def _address(request: Request) -> str:
     address: Any = request.getClientAddress()
     host = getattr(address, "host", None)
@@ -80,6 +88,8 @@ class AccessGate:
     @param max_queue: at most this many requests wait at once (then 429).
     @param on_refused: called with each request the gate refuses and its
         status, for metrics.
+    @param cache: answers cacheable C{GET}s after the rate limit and before
+        a stream slot is taken (a hit costs no slot), or L{None}.
     """
 
     def __init__(
@@ -91,9 +101,11 @@ class AccessGate:
         wait: bool = False,
         max_queue: int = 100,
         on_refused: Callable[[Request, int], object] | None = None,
+        cache: ResponseCache | None = None,
     ) -> None:
         self._reactor = reactor
         self._on_refused = on_refused
+        self.cache = cache
         self.keys = keys
         self._limiter = limiter
         self.slots = slots
@@ -142,6 +154,18 @@ class AccessGate:
                     )
                 self._wait_turn(request, client, forward)
                 return NOT_DONE_YET
+        return self._after_rate(request, client, forward)
+
+    def _after_rate(
+        self, request: Request, client: str, forward: Callable[[Request], None]
+    ) -> bytes | int:
+        if self.cache is not None:
+
+            def go_upstream(later: Request) -> None:
+                _write_late(later, self._to_slot(later, client, forward))
+
+            if self.cache.serve(request, go_upstream):
+                return NOT_DONE_YET
         return self._to_slot(request, client, forward)
 
     # Rate-limit waits --------------------------------------------------
@@ -159,11 +183,7 @@ class AccessGate:
             self._rate_waiting -= 1
             if request.channel is None:
                 return
-            refusal = self._to_slot(request, client, forward)
-            if isinstance(refusal, bytes):
-                # render returned long ago: the refusal is written here.
-                request.write(refusal)
-                request.finish()
+            _write_late(request, self._after_rate(request, client, forward))
 
         timer = self._reactor.callLater(delay, go)
 

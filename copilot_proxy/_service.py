@@ -24,6 +24,7 @@ from twisted.web.server import Request, Site
 
 from ._access_config import AccessConfig, RequestLimits
 from ._admin import AdminPages
+from ._cache import ResponseCache
 from ._client_keys import KeyFileError, KeysFromFile
 from ._config import ConfigError, ProxyConfig, pem_certificates
 from ._copilot_headers import CopilotHeaders
@@ -209,8 +210,8 @@ def build_gate(
     reactor: Any, access: AccessConfig, metrics: ProxyMetrics | None = None
 ) -> AccessGate:
     """
-    The access checks from validated settings; refusals are counted in
-    C{metrics}.
+    The access checks and the response cache from validated settings;
+    refusals and cache lookups are counted in C{metrics}.
 
     @raise ConfigError: when the client keys file cannot be used.
     """
@@ -233,7 +234,19 @@ def build_gate(
         def on_refused(request: Request, code: int) -> None:
             counter.refused(request.method, request.uri, code)
 
-    return AccessGate(reactor, keys, limiter, slots, access.wait, access.max_queue, on_refused)
+    cache = None
+    if access.cache_ttl > 0:
+        on_lookup = None
+        if metrics is not None:
+            recorder = metrics
+
+            def on_lookup(hit: bool) -> None:
+                recorder.cache_lookup("models", hit)
+
+        cache = ResponseCache(reactor, access.cache_ttl, on_lookup)
+    return AccessGate(
+        reactor, keys, limiter, slots, access.wait, access.max_queue, on_refused, cache
+    )
 
 
 def build_proxy(

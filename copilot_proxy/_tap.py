@@ -208,6 +208,12 @@ class Options(usage.Options):
         ["max-queue", None, "100", "With --rate-limit-wait, requests that may wait at once."],
         ["max-streams", None, None, "Upstream requests in flight at once, for all clients."],
         ["max-streams-per-key", None, None, "Upstream requests in flight at once, per client."],
+        [
+            "cache-ttl",
+            None,
+            str(int(_access_config.DEFAULT_CACHE_TTL)),
+            "Seconds to serve GET /models from memory (0: never cache).",
+        ],
     ]
 
     def __init__(self) -> None:
@@ -309,6 +315,7 @@ def access_from(options: Options, env: Mapping[str, str]) -> AccessConfig:
         max_streams=_optional_count(options, "max-streams"),
         max_streams_per_key=_optional_count(options, "max-streams-per-key"),
         limits=limits,
+        cache_ttl=_access_config.non_negative_seconds("--cache-ttl", str(options["cache-ttl"])),
     )
 
 

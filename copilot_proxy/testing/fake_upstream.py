@@ -20,7 +20,8 @@ one running fake serves many test cases:
       request), C{gzip} (the model list, gzip-compressed);
     - C{x-fake-content-type}: the stream's content type (C{text/event-stream});
     - C{x-fake-split}: write each event in two pieces, the pause between them
-      falling inside the event.
+      falling inside the event;
+    - C{x-fake-delay}: seconds before a C{GET /models} is answered.
 
 Like the real service, it answers 400 to a request that lacks the Copilot
 editor headers (C{copilot-integration-id}, C{editor-version},
@@ -250,6 +251,10 @@ class FakeUpstream:
             _BulkBody(request, total, self).start()
             return NOT_DONE_YET
         if request.method == b"GET" and path.rstrip("/").endswith("/models"):
+            delay = received.header("x-fake-delay")
+            if delay is not None:
+                self._answer_later(request, float(delay), self._json(request, MODELS))
+                return NOT_DONE_YET
             return self._json(request, MODELS)
         try:
             payload = json.loads(body) if body else {}
@@ -261,6 +266,16 @@ class FakeUpstream:
         if path.rstrip("/").endswith("/embeddings"):
             return self._json(request, _embeddings(payload))
         return self._json(request, _completion(payload))
+
+    def _answer_later(self, request: Request, seconds: float, body: bytes) -> None:
+        def answer() -> None:
+            if not gone:
+                request.write(body)
+                request.finish()
+
+        gone: list[object] = []
+        request.notifyFinish().addBoth(gone.append)
+        self.reactor.callLater(seconds, answer)
 
     def _describe(self, received: Received) -> dict[str, Any]:
         return {

@@ -5,17 +5,18 @@ Twisted's L{ProxyAgent} only speaks plain HTTP to a proxy, which would hand
 the proxy the Copilot token in clear.  L{TunnelEndpoint} instead connects to
 the proxy, asks C{CONNECT host:port}, waits for a 2xx, and then starts TLS
 inside the tunnel, verified against the upstream's own hostname: the proxy
-sees only ciphertext.  L{TunnelEndpointFactory} plugs it into an L{Agent}
+sees only ciphertext.  L{ProxiedEndpoints} plugs it into an L{Agent}
 through C{Agent.usingEndpointFactory}, so pooling, timeouts and cancellation
 work as for a direct connection.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from twisted.internet.defer import Deferred
-from twisted.internet.endpoints import HostnameEndpoint
+from twisted.internet.endpoints import HostnameEndpoint, wrapClientTLS
 from twisted.internet.interfaces import IProtocol, IProtocolFactory, IStreamClientEndpoint
 from twisted.internet.protocol import Factory, Protocol
 from twisted.python.failure import Failure
@@ -175,35 +176,49 @@ class TunnelEndpoint:
 
 
 @implementer(IAgentEndpointFactory)
-class TunnelEndpointFactory:
+class ProxiedEndpoints:
     """
-    Endpoints for an L{Agent} that reach every URL through one proxy.
+    Endpoints for an L{Agent}: per origin, a tunnel through the proxy that
+    C{proxy_for} names for it, or a direct connection when it names none.
+    Each origin's endpoint is built once: the proxy talks to one or two.
 
-    @param policy: how TLS to the target is verified (the same policy a
-        direct agent would use).
+    @param proxy_for: the proxy for a URL (C{scheme://host:port}), or L{None}.
+    @param policy: how TLS to the target is verified, the same either way.
     """
 
     def __init__(
-        self, reactor: Any, proxy: ForwardProxy, policy: IPolicyForHTTPS, timeout: float
+        self,
+        reactor: Any,
+        proxy_for: Callable[[str], ForwardProxy | None],
+        policy: IPolicyForHTTPS,
+        timeout: float,
     ) -> None:
         self._reactor = reactor
-        self._proxy = proxy
+        self._proxy_for = proxy_for
         self._policy = policy
         self._timeout = timeout
-        self._endpoints: dict[tuple[bytes, bytes, int], TunnelEndpoint] = {}
+        self._endpoints: dict[tuple[bytes, bytes, int], IStreamClientEndpoint] = {}
 
     def endpointForURI(self, uri: URI) -> IStreamClientEndpoint:
-        # One endpoint per origin, built once: the proxy talks to one origin.
         key = (uri.scheme, uri.host, uri.port)
         endpoint = self._endpoints.get(key)
         if endpoint is None:
-            if uri.scheme not in (b"http", b"https"):
-                raise SchemeNotSupported(f"unsupported scheme: {uri.scheme!r}")
-            tls = None
-            if uri.scheme == b"https":
-                tls = self._policy.creatorForNetloc(uri.host, uri.port)
-            endpoint = TunnelEndpoint(
-                self._reactor, self._proxy, uri.host, uri.port, tls, self._timeout
-            )
+            endpoint = self._endpoint(uri)
             self._endpoints[key] = endpoint
         return endpoint
+
+    def _endpoint(self, uri: URI) -> IStreamClientEndpoint:
+        if uri.scheme not in (b"http", b"https"):
+            raise SchemeNotSupported(f"unsupported scheme: {uri.scheme!r}")
+        host = uri.host.decode("ascii")
+        netloc = f"[{host}]" if ":" in host else host
+        proxy = self._proxy_for(f"{uri.scheme.decode()}://{netloc}:{uri.port}")
+        tls = None
+        if uri.scheme == b"https":
+            tls = self._policy.creatorForNetloc(uri.host, uri.port)
+        if proxy is not None:
+            return TunnelEndpoint(self._reactor, proxy, uri.host, uri.port, tls, self._timeout)
+        direct: IStreamClientEndpoint = HostnameEndpoint(
+            self._reactor, uri.host, uri.port, timeout=self._timeout
+        )
+        return direct if tls is None else wrapClientTLS(tls, direct)

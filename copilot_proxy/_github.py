@@ -14,16 +14,23 @@ later) and L{GitHubRefused} (this GitHub token will not work: log in again).
 from __future__ import annotations
 
 import json
-from collections.abc import Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from twisted.internet.defer import CancelledError, Deferred, TimeoutError
 from twisted.internet.interfaces import IReactorTime
 from twisted.python.failure import Failure
-from twisted.web.client import Agent, HTTPConnectionPool, _HTTP11ClientFactory
+from twisted.web.client import (
+    Agent,
+    BrowserLikePolicyForHTTPS,
+    HTTPConnectionPool,
+    _HTTP11ClientFactory,
+)
 
 from ._config import ConfigError, upstream_base
+from ._connect_tunnel import ProxiedEndpoints
+from ._proxy_env import ForwardProxy
 from ._token import Secret
 
 # The OAuth app of the Copilot editor plugins: the only client id whose
@@ -150,7 +157,12 @@ class GitHubAPI:
         github_url: str = "https://github.com",
         api_url: str = "https://api.github.com",
         timeout: float = 30.0,
+        proxy_for: Callable[[str], ForwardProxy | None] | None = None,
     ) -> None:
+        """
+        @param proxy_for: the HTTP proxy to tunnel through for a URL (from
+            C{HTTPS_PROXY} and C{NO_PROXY}), or L{None} to connect directly.
+        """
         import treq.client
 
         self._reactor = reactor
@@ -159,7 +171,11 @@ class GitHubAPI:
         self._timeout = timeout
         # A call every half hour does not need idle connections kept open.
         pool = _QuietPool(reactor, persistent=False)  # type: ignore[no-untyped-call]
-        agent = Agent(reactor, pool=pool, connectTimeout=timeout)
+        if proxy_for is None:
+            agent = Agent(reactor, pool=pool, connectTimeout=timeout)
+        else:
+            endpoints = ProxiedEndpoints(reactor, proxy_for, BrowserLikePolicyForHTTPS(), timeout)
+            agent = Agent.usingEndpointFactory(reactor, endpoints, pool=pool)
         self._http = treq.client.HTTPClient(agent)
 
     def __repr__(self) -> str:

@@ -35,7 +35,7 @@ from ._credentials import (
 from ._daemon import build_daemon
 from ._github import GitHubAPI
 from ._logformat import ReopenableFile
-from ._proxy_env import ProxySettingError, forward_proxy_for
+from ._proxy_env import ForwardProxy, ProxySettingError, forward_proxy_for
 from ._version import __version__
 
 _log = Logger(namespace="copilot_proxy")
@@ -260,6 +260,26 @@ def config_from(options: Options, env: Mapping[str, str]) -> ProxyConfig:
         headers=tuple(_header_override(text) for text in options["header"]),
         sse_keepalive=_config.keepalive_seconds(options["sse-keepalive"]),
     )
+
+
+def _proxy_chooser(
+    env: Mapping[str, str], *urls: str
+) -> Callable[[str], ForwardProxy | None] | None:
+    """
+    The proxy choice for GitHub's hosts, from a snapshot of the environment;
+    checked now for C{urls} so a bad setting fails the start.  L{None} when
+    no proxy variable is set.
+    """
+    names = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy")
+    if not any(env.get(name, "").strip() for name in names):
+        return None
+    snapshot = dict(env)
+    try:
+        for url in urls:
+            forward_proxy_for(url, snapshot)
+    except ProxySettingError as e:
+        raise ConfigError(str(e)) from None
+    return lambda url: forward_proxy_for(url, snapshot)
 
 
 def _upstream_ca(path: str | None) -> bytes | None:
@@ -522,10 +542,12 @@ def makeService(options: Options) -> IService:
         access = access_from(options, env)
         settings = credential_settings(options, env)
         credential = find_credential(settings)
+        github_api_url = _url("--github-api-url", options["github-api-url"])
         github = GitHubAPI(
             reactor,
             settings.github_url,
-            _url("--github-api-url", options["github-api-url"]),
+            github_api_url,
+            proxy_for=_proxy_chooser(env, settings.github_url, github_api_url),
         )
         explicit = options["upstream"] is not None or bool(env.get("COPILOT_UPSTREAM"))
         daemon = build_daemon(

@@ -19,7 +19,7 @@ from twisted.web.http_headers import Headers
 from twisted.web.iweb import IAgentEndpointFactory, IBodyProducer, IPolicyForHTTPS, IResponse
 from zope.interface import implementer
 
-from ._connect_tunnel import TunnelEndpointFactory
+from ._connect_tunnel import ProxiedEndpoints
 from ._proxy_env import ForwardProxy
 
 # How many idle upstream connections to keep.  Not a cap on concurrency:
@@ -121,7 +121,9 @@ class Upstream:
         policy = contextFactory if contextFactory is not None else BrowserLikePolicyForHTTPS()
         endpoints: IAgentEndpointFactory
         if forward_proxy is not None:
-            endpoints = TunnelEndpointFactory(reactor, forward_proxy, policy, connect_timeout)
+            endpoints = ProxiedEndpoints(
+                reactor, lambda url: forward_proxy, policy, connect_timeout
+            )
         else:
             endpoints = _EndpointPerOrigin(reactor, policy, connect_timeout)
         self._agent: Agent = Agent.usingEndpointFactory(reactor, endpoints, pool=self._pool)

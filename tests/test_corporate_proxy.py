@@ -277,3 +277,44 @@ async def test_bad_upstream_ca_fails_the_start_with_one_line(tmp_path: Path) -> 
     assert err.decode().strip().splitlines() == [
         f"copilot-proxy: --upstream-ca {ca} holds no PEM certificate"
     ]
+
+
+# GitHub's control plane ----------------------------------------------------
+
+
+@pytest_twisted.ensureDeferred
+async def test_copilot_token_exchange_goes_through_the_proxy(
+    reactor: Any, github: Any, corporate_proxy: Any
+) -> None:
+    from copilot_proxy._github import GitHubAPI
+    from copilot_proxy._token import Secret
+    from copilot_proxy.testing.fake_github import GITHUB_TOKEN
+
+    through = parse_proxy_url(corporate_proxy.url, "HTTPS_PROXY")
+    asked: list[str] = []
+
+    def proxy_for(url: str) -> ForwardProxy:
+        asked.append(url)
+        return through
+
+    api = GitHubAPI(reactor, github.url, github.url, timeout=5.0, proxy_for=proxy_for)
+    token = await timeout(api.exchange(Secret(GITHUB_TOKEN)))
+    assert token.token.reveal()
+    assert asked == [github.url]
+    (tunnel,) = corporate_proxy.tunnels
+    assert tunnel.target == github.url.removeprefix("http://")
+
+
+def test_github_hosts_follow_https_proxy_and_no_proxy() -> None:
+    from copilot_proxy._tap import _proxy_chooser
+
+    assert _proxy_chooser({}, "https://github.com") is None
+    env = {"HTTPS_PROXY": "http://proxy.corp:3128", "NO_PROXY": "ghe.internal"}
+    choose = _proxy_chooser(env, "https://github.com", "https://api.github.com")
+    assert choose is not None
+    assert choose("https://api.github.com:443") == ForwardProxy("proxy.corp", 3128, "HTTPS_PROXY")
+    assert choose("https://ghe.internal:443") is None
+    from copilot_proxy._config import ConfigError
+
+    with pytest.raises(ConfigError, match="HTTPS_PROXY must be an http://"):
+        _proxy_chooser({"HTTPS_PROXY": "socks5://p:1"}, "https://github.com")

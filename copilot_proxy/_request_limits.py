@@ -12,6 +12,7 @@ errors and close the connection, having read nothing past the limit.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from twisted.internet.interfaces import IDelayedCall
@@ -54,6 +55,8 @@ class LimitedChannel(HTTPChannel):
     """
 
     limits = RequestLimits()
+    #: Called with the status of each refusal made here (metrics).
+    on_refused: Callable[[int], object] | None = None
     _head_timer: IDelayedCall | None = None
     _awaiting_head = True
     _head_lines = 0
@@ -138,6 +141,8 @@ class LimitedChannel(HTTPChannel):
 
     def _refuse(self, status: int, message: str, code: str) -> None:
         self._disarm_head_timer()
+        if self.on_refused is not None:
+            self.on_refused(status)
         body = openai_error(message, "invalid_request_error", code)
         transport: Any = self.transport
         peer = transport.getPeer() if transport is not None else None

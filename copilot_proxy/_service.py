@@ -9,6 +9,7 @@ calling C{finish()} is not the same as the client having the final chunk.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from twisted.application.service import Service
@@ -53,6 +54,7 @@ class _TrackedChannel(LimitedChannel, EagerWriteChannel):
 
     def connectionMade(self) -> None:
         self.limits = self.factory.limits
+        self.on_refused = self.factory.on_refused
         super().connectionMade()
         self.factory.channels.add(self)
 
@@ -77,6 +79,9 @@ class ProxySite(Site):
     ) -> None:
         super().__init__(resource, reactor=reactor)  # type: ignore[no-untyped-call]
         self.limits = limits or RequestLimits()
+        # Called with the status of each request refused before it was
+        # parsed (413, 414, 431, 408): set by build_proxy for metrics.
+        self.on_refused: Callable[[int], object] | None = None
         self.channels: set[HTTPChannel] = set()
         self._closed: list[tuple[HTTPChannel, Deferred[None]]] = []
 
@@ -290,5 +295,6 @@ def build_proxy(
         gate.keys,
     )
     site = ProxySite(ProxyResource(make_relay, admin, gate), reactor, access.limits)
+    site.on_refused = lambda code: metrics.refused(b"", b"", code)
     port = listen(reactor, config.listen, site)
     return ProxyService(port, site, inflight, upstream, reactor, config.shutdown_grace, gate)

@@ -172,6 +172,8 @@ async def test_too_many_or_too_large_headers_get_431(make_proxy: Any, upstream: 
     assert upstream.fake.received == []
     response, _ = await fetch(proxy.url + "/models", headers={f"x-h{i}": "v" for i in range(15)})
     assert response.code == 200
+    _, metrics = await fetch(proxy.url + "/_proxy/metrics")
+    assert 'copilot_proxy_request_outcomes_total{outcome="refused"} 3.0' in metrics.decode()
 
 
 @pytest_twisted.ensureDeferred

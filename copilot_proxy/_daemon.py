@@ -105,6 +105,7 @@ def build_daemon(
     follow_api: bool,
     on_fatal: Callable[[str], None],
     access: AccessConfig | None = None,
+    listen_fd: int | None = None,
     **refresher_settings: Any,
 ) -> Daemon:
     """
@@ -118,13 +119,14 @@ def build_daemon(
     @param on_fatal: called with a reason when the start fails after the
         reactor started (the first exchange failed).
     @param access: client keys and limits (see L{build_proxy}).
+    @param listen_fd: an inherited listening socket (see L{build_proxy}).
     @param refresher_settings: passed to L{CopilotTokenRefresher} (timings).
     @raise copilot_proxy._config.ConfigError: when the port cannot be bound.
     """
     top = MultiService()
     if credential.kind == COPILOT:
         tokens = StaticToken(credential.secret)
-        proxy = build_proxy(reactor, config, tokens, access)
+        proxy = build_proxy(reactor, config, tokens, access, listen_fd)
         expiry = token_expiry(credential.secret.reveal())
         if expiry is not None:
             ExpiryWarning(reactor, expiry, credential.origin).setServiceParent(top)  # type: ignore[no-untyped-call]
@@ -144,7 +146,7 @@ def build_daemon(
     refresher = CopilotTokenRefresher(
         reactor, github.exchange, github_token, on_token=follow, **refresher_settings
     )
-    proxy = build_proxy(reactor, config, refresher, access)
+    proxy = build_proxy(reactor, config, refresher, access, listen_fd)
     holder.append(proxy)
     # Start order: the refresher first (it starts the exchange), the proxy,
     # then the gate.  Stop order is the reverse, so streams draining at stop

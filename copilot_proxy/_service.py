@@ -39,6 +39,7 @@ from ._resource import ProxyResource
 from ._stream_slots import StreamSlots
 from ._token import TokenSource
 from ._upstream import Upstream
+from ._workers import adopt_listening_socket
 
 _log = Logger(namespace="copilot_proxy")
 
@@ -259,11 +260,14 @@ def build_proxy(
     config: ProxyConfig,
     tokens: TokenSource,
     access: AccessConfig | None = None,
+    listen_fd: int | None = None,
 ) -> ProxyService:
     """
     Wire a proxy from validated settings: upstream client, relay, access
     gate, resource, site, bound port.
 
+    @param listen_fd: serve this inherited listening socket instead of
+        binding C{config.listen} (a worker of C{--workers}).
     @raise ConfigError: when the port cannot be bound or the client keys
         file cannot be used.
     """
@@ -296,5 +300,8 @@ def build_proxy(
     )
     site = ProxySite(ProxyResource(make_relay, admin, gate), reactor, access.limits)
     site.on_refused = lambda code: metrics.refused(b"", b"", code)
-    port = listen(reactor, config.listen, site)
+    if listen_fd is None:
+        port = listen(reactor, config.listen, site)
+    else:
+        port = adopt_listening_socket(reactor, listen_fd, site)
     return ProxyService(port, site, inflight, upstream, reactor, config.shutdown_grace, gate)

@@ -12,7 +12,7 @@ import atexit
 import os
 import signal
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from types import FrameType
 from typing import IO, Any, NoReturn
 
@@ -37,6 +37,7 @@ from ._github import GitHubAPI
 from ._logformat import ReopenableFile
 from ._proxy_env import ForwardProxy, ProxySettingError, forward_proxy_for
 from ._version import __version__
+from ._workers import ParentWatch, WorkerPool, listen_fd, worker_argv, worker_count
 
 _log = Logger(namespace="copilot_proxy")
 
@@ -166,6 +167,21 @@ class Options(usage.Options):
             "status, outcome, request_id, model), for log shippers.",
         ],
         [
+            "workers",
+            None,
+            "1",
+            "Processes serving the port, to use more than one core: the first binds it "
+            "and starts the others, which inherit the socket. Each has its own upstream "
+            "pool; client keys, rate limits and caches are per process. Not with ssl:.",
+        ],
+        [
+            "listen-fd",
+            None,
+            None,
+            "Serve on this inherited listening socket instead of --port (set by "
+            "--workers for the processes it starts).",
+        ],
+        [
             "sse-keepalive",
             None,
             "15",
@@ -223,6 +239,11 @@ class Options(usage.Options):
     def opt_header(self, value: str) -> None:
         """'Name: value' replacing a default Copilot request header (editor-version, editor-plugin-version, x-github-api-version, copilot-integration-id, user-agent, openai-intent...); 'Name:' drops that default; a header the client sends itself still wins. Repeatable."""  # noqa: E501
         self["header"].append(value)
+
+    def parseOptions(self, options: Sequence[str] | None = None) -> None:
+        # Kept so that --workers can start its workers with the same options.
+        self.argv = list(sys.argv[1:] if options is None else options)
+        super().parseOptions(options)  # type: ignore[no-untyped-call]
 
     def opt_version(self) -> NoReturn:
         """Print the version and exit."""
@@ -540,6 +561,8 @@ def makeService(options: Options) -> IService:
         log_format = _config.log_format(options["log-format"])
         destination = log_destination(options, log_format)
         access = access_from(options, env)
+        workers = worker_count(options["workers"], config.listen)
+        inherited = listen_fd(options["listen-fd"])
         settings = credential_settings(options, env)
         credential = find_credential(settings)
         github_api_url = _url("--github-api-url", options["github-api-url"])
@@ -559,6 +582,7 @@ def makeService(options: Options) -> IService:
             follow_api=not explicit,
             on_fatal=lambda message: _fail_running(reactor, message),
             access=access,
+            listen_fd=inherited,
         )
         host = daemon.proxy.port.getHost()
         check_not_open_relay(options, access, config.listen, host)
@@ -588,4 +612,42 @@ def makeService(options: Options) -> IService:
     _StopCleanlyOnTerm(reactor).setServiceParent(top)  # type: ignore[no-untyped-call]
     reload.add(daemon.proxy.reload_client_keys)
     reload.setServiceParent(top)  # type: ignore[no-untyped-call]
+    if workers > 1:
+        pool = WorkerPool(
+            reactor,
+            workers - 1,
+            daemon.proxy.port.fileno(),  # type: ignore[attr-defined]
+            worker_argv(sys.executable, _worker_logging(options, destination), options.argv),
+            env,
+            kill_after=config.shutdown_grace + 10,
+        )
+        pool.setServiceParent(top)  # type: ignore[no-untyped-call]
+        reload.add(lambda: pool.signal_all("HUP"))
+    if inherited is not None:
+        # A worker: stop (gracefully) when the process that started it is gone.
+        watch = ParentWatch(reactor, 0, lambda: _stop_reactor(reactor))
+        reactor.callWhenRunning(watch.start)
     return top
+
+
+def _worker_logging(options: Options, destination: object) -> list[str]:
+    """twistd options that make a worker log where this process logs."""
+    if isinstance(destination, ReopenableFile):
+        return [f"--logfile={destination.path}"]
+    parent: Any = getattr(options, "parent", None)
+    if destination is None and parent is not None:
+        if parent.get("logger"):
+            return [f"--logger={parent['logger']}"]
+        if parent.get("syslog"):
+            return ["--syslog", f"--prefix={parent.get('prefix') or 'twisted'}"]
+    return []
+
+
+def _stop_reactor(reactor: Any) -> None:
+    from twisted.internet.error import ReactorNotRunning
+
+    _log.info("the supervising process is gone, stopping")
+    try:
+        reactor.stop()
+    except ReactorNotRunning:
+        pass

@@ -1,0 +1,290 @@
+"""
+Several processes serving one listening socket: C{--workers N}.
+
+The first process binds the port as usual and serves it; it then starts
+N - 1 worker processes that inherit the bound socket as a file descriptor
+and adopt it (L{adopt_listening_socket}).  All of them accept from the one
+kernel queue.  Why an inherited socket and not C{SO_REUSEPORT}:
+
+  - it works for every stream endpoint the proxy listens on, including
+    systemd socket activation and UNIX sockets, not only TCP;
+  - the port is bound once, so a port in use fails the start as before,
+    where C{SO_REUSEPORT} would let a stale instance of the same user share
+    the port silently;
+  - a worker that exits takes no queued connections with it (a
+    C{SO_REUSEPORT} socket's own queue is reset when it closes), and an idle
+    worker picks up new connections before a busy one, where C{SO_REUSEPORT}
+    hashes them to a worker whatever its load.
+
+Each worker is a whole proxy with its own upstream connection pool, token
+source, metrics, client keys, rate limits and caches: nothing is shared
+between processes.  L{WorkerPool} forwards signals: SIGTERM (through the
+service stopping) and SIGHUP (through L{WorkerPool.signal_all}) reach every
+worker, and a worker whose supervisor dies stops by itself (L{ParentWatch}).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from twisted.application.service import Service
+from twisted.internet.defer import Deferred, DeferredList
+from twisted.internet.endpoints import AdoptedStreamServerEndpoint
+from twisted.internet.interfaces import IListeningPort, IReadDescriptor
+from twisted.internet.protocol import ProcessProtocol
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from ._config import ConfigError
+
+_log = Logger(namespace="copilot_proxy.workers")
+
+# The file descriptor a worker finds the listening socket on.
+WORKER_LISTEN_FD = 3
+
+# A worker that dies is started again after this many seconds, doubled for
+# each quick death in a row (up to the cap), so a worker that cannot start
+# does not spin.
+_RESTART_DELAY = 1.0
+_RESTART_CAP = 30.0
+_STABLE_SECONDS = 10.0
+
+
+def adopt_listening_socket(reactor: Any, fd: int, factory: Any) -> IListeningPort:
+    """
+    Serve C{factory} on an inherited, already listening stream socket.
+
+    @param fd: the socket's file descriptor; it is closed once adopted (the
+        port holds its own duplicate).
+    @raise ConfigError: when C{fd} is not a listening stream socket.
+    """
+    try:
+        probe = socket.socket(fileno=fd)
+    except OSError as e:
+        raise ConfigError(f"--listen-fd {fd}: not a socket ({e.strerror})") from None
+    try:
+        family = probe.family
+        listening = probe.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN)
+        kind = probe.type
+    finally:
+        probe.detach()
+    if kind != socket.SOCK_STREAM or not listening:
+        raise ConfigError(f"--listen-fd {fd}: not a listening stream socket")
+    outcome: list[Any] = []
+    AdoptedStreamServerEndpoint(reactor, fd, family).listen(factory).addBoth(outcome.append)
+    if isinstance(outcome[0], Failure):
+        raise ConfigError(f"--listen-fd {fd}: {outcome[0].getErrorMessage()}")
+    port: IListeningPort = outcome[0]
+    return port
+
+
+class _Worker(ProcessProtocol):
+    def __init__(self, pool: WorkerPool, slot: int) -> None:
+        self.pool = pool
+        self.slot = slot
+        self.ended: Deferred[None] = Deferred()
+        self.started = 0.0
+
+    def processEnded(self, reason: Failure) -> None:
+        self.pool._ended(self, reason)
+        self.ended.callback(None)
+
+
+class WorkerPool(Service):
+    """
+    Starts and keeps C{count} worker processes running while the service
+    runs; stopping it sends them SIGTERM and waits for them to drain.
+
+    @ivar argv: the worker command; C{argv[0]} is the executable.
+    """
+
+    def __init__(
+        self,
+        reactor: Any,
+        count: int,
+        listen_fd: int,
+        argv: Sequence[str],
+        env: Mapping[str, str],
+        kill_after: float,
+    ) -> None:
+        self._reactor = reactor
+        self._count = count
+        self._listen_fd = listen_fd
+        self.argv = list(argv)
+        self._env = dict(env)
+        self._kill_after = kill_after
+        self._workers: dict[int, _Worker] = {}
+        self._delays: dict[int, float] = {}
+        self._restarts: dict[int, Any] = {}
+
+    def pids(self) -> list[int]:
+        """The process ids of the workers now running."""
+        return [w.transport.pid for w in self._workers.values() if w.transport is not None]
+
+    def startService(self) -> None:
+        super().startService()  # type: ignore[no-untyped-call]
+        for slot in range(self._count):
+            self._spawn(slot)
+
+    def _spawn(self, slot: int) -> None:
+        self._restarts.pop(slot, None)
+        worker = _Worker(self, slot)
+        worker.started = self._reactor.seconds()
+        # 0: a pipe the worker watches; it reads end-of-file when we are
+        # gone.  1, 2: our own output, for the worker's log lines.
+        self._reactor.spawnProcess(
+            worker,
+            self.argv[0],
+            self.argv,
+            env=self._env,
+            childFDs={0: "w", 1: 1, 2: 2, WORKER_LISTEN_FD: self._listen_fd},
+        )
+        self._workers[slot] = worker
+        pid = worker.transport.pid if worker.transport is not None else None
+        _log.info("worker {slot} started, pid {pid}", slot=slot + 1, pid=pid)
+
+    def _ended(self, worker: _Worker, reason: Failure) -> None:
+        if self._workers.get(worker.slot) is worker:
+            del self._workers[worker.slot]
+        if not self.running:
+            return
+        lived = self._reactor.seconds() - worker.started
+        delay = _RESTART_DELAY
+        if lived < _STABLE_SECONDS:
+            delay = min(_RESTART_CAP, self._delays.get(worker.slot, _RESTART_DELAY / 2) * 2)
+        self._delays[worker.slot] = delay
+        _log.warn(
+            "worker {slot} exited ({reason}); starting it again in {delay:g} s",
+            slot=worker.slot + 1,
+            reason=reason.getErrorMessage(),
+            delay=delay,
+        )
+        self._restarts[worker.slot] = self._reactor.callLater(delay, self._spawn, worker.slot)
+
+    def signal_all(self, name: str) -> None:
+        """Send signal C{name} (C{"HUP"}, C{"TERM"}...) to every worker."""
+        for worker in list(self._workers.values()):
+            if worker.transport is None:
+                continue
+            try:
+                worker.transport.signalProcess(name)
+            except Exception:  # noqa: S110 - it exited meanwhile
+                pass
+
+    def stopService(self) -> Deferred[Any]:
+        super().stopService()  # type: ignore[no-untyped-call]
+        for call in self._restarts.values():
+            call.cancel()
+        self._restarts.clear()
+        waiting = [w.ended for w in self._workers.values()]
+        self.signal_all("TERM")
+        kill = self._reactor.callLater(self._kill_after, self.signal_all, "KILL")
+        done: Deferred[Any] = DeferredList(waiting)
+
+        def cancel_kill(result: object) -> object:
+            if kill.active():
+                kill.cancel()
+            return result
+
+        return done.addBoth(cancel_kill)
+
+
+@implementer(IReadDescriptor)
+class ParentWatch:
+    """
+    Calls C{on_gone} once the supervising process has gone: the write end of
+    the pipe on C{fd} (our stdin) closes with it.
+    """
+
+    def __init__(self, reactor: Any, fd: int, on_gone: Callable[[], object]) -> None:
+        self._reactor = reactor
+        self._fd = fd
+        self._on_gone = on_gone
+        self._fired = False
+        os.set_blocking(fd, False)
+
+    def start(self) -> None:
+        self._reactor.addReader(self)
+
+    def fileno(self) -> int:
+        return self._fd
+
+    def doRead(self) -> None:
+        try:
+            data = os.read(self._fd, 4096)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self._reactor.removeReader(self)
+            self._gone()
+
+    def connectionLost(self, reason: Failure) -> None:
+        # The reactor calls this instead of doRead on a hang-up.
+        self._gone()
+
+    def _gone(self) -> None:
+        if self._fired:
+            return
+        self._fired = True
+        self._on_gone()
+
+    def logPrefix(self) -> str:
+        return "parent-watch"
+
+
+def worker_count(value: str, listen: str) -> int:
+    """
+    Check C{--workers}: a whole number from 1, and more than one only on an
+    endpoint whose socket can be handed to other processes as is.
+    """
+    try:
+        count = int(value)
+    except ValueError:
+        raise ConfigError(f"--workers {value!r} is not a whole number") from None
+    if count < 1:
+        raise ConfigError("--workers must be 1 or more")
+    if count > 1 and listen.startswith("ssl:"):
+        raise ConfigError(
+            "--workers above 1 cannot share an ssl: port; terminate TLS in front of the "
+            "proxy or run one process"
+        )
+    return count
+
+
+def listen_fd(value: str | None) -> int | None:
+    """Check C{--listen-fd}: absent, or a file descriptor number from 3."""
+    if value is None:
+        return None
+    if not value.isdigit() or int(value) < 3:
+        raise ConfigError(f"--listen-fd {value!r} must be a file descriptor number from 3")
+    return int(value)
+
+
+def worker_argv(
+    executable: str, twistd_args: Sequence[str], plugin_args: Sequence[str]
+) -> list[str]:
+    """
+    The command of a worker: the same interpreter running twistd in the
+    foreground with no pid file, the plugin with the given options, and
+    C{--workers=1 --listen-fd=3} after them (a later option wins).
+
+    @param plugin_args: the options the proxy was started with.
+    """
+    return [
+        executable,
+        "-c",
+        "from twisted.scripts.twistd import run; run()",
+        "--nodaemon",
+        "--pidfile=",
+        *twistd_args,
+        "copilot-proxy",
+        *plugin_args,
+        "--workers=1",
+        f"--listen-fd={WORKER_LISTEN_FD}",
+    ]

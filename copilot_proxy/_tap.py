@@ -17,9 +17,11 @@ from types import FrameType
 from typing import IO, Any, NoReturn
 
 from twisted.application.service import IService, MultiService, Service
+from twisted.internet.defer import Deferred
 from twisted.logger import ILogObserver, Logger
 from twisted.python import usage
 from twisted.python.components import Componentized
+from twisted.python.failure import Failure
 
 from . import _access_config, _config, _logformat
 from ._access_config import AccessConfig, RequestLimits
@@ -525,14 +527,52 @@ def _fail_running(reactor: Any, message: str) -> None:
     choose the status.  So an C{atexit} hook, which runs after twistd has
     removed its pid file and stopped logging, repeats the reason on stderr
     (seen in the foreground; a daemon's stderr is /dev/null, its log has
-    the line) and ends the process with status 1.  A daemonized twistd has
-    already told its parent it started; its process simply ends (it was
-    reparented to init, which reaps it: no zombie).
+    the line) and ends the process with status 1.  A daemonized twistd's
+    parent learns the reason through L{_ReportStartWhenReady} and exits 1;
+    the daemon itself was reparented to init, which reaps it: no zombie.
     """
     _log.critical("cannot start: {reason}", reason=message)
     atexit.register(_exit_failed, message)
     if reactor.running:
         reactor.stop()
+
+
+class _ReportStartWhenReady(Service):
+    """
+    Make a daemonized twistd report its start only once the first Copilot
+    token is at hand, so that C{twistd copilot-proxy} with a revoked login
+    exits 1 with the reason instead of 0.
+
+    twistd's parent process waits on a pipe for the daemon to write C{0}
+    (started) or C{1 <reason>}; it writes C{0} itself right after
+    C{privilegedStartService}, before the reactor (and so the first
+    exchange) runs.  This service takes the pipe out of twistd's config in
+    C{privilegedStartService} and writes the outcome itself.  Without a
+    pipe (C{-n}, or a twistd that does it differently) it does nothing.
+    """
+
+    def __init__(self, twistd_config: Any, ready: Deferred[None]) -> None:
+        self._config = twistd_config
+        self._ready = ready
+
+    def privilegedStartService(self) -> None:
+        super().privilegedStartService()  # type: ignore[no-untyped-call]
+        pipe = self._config.pop("statusPipe", None) if self._config is not None else None
+        if not isinstance(pipe, int):
+            return
+
+        def report(message: bytes) -> None:
+            try:
+                os.write(pipe, message[:100])
+                os.close(pipe)
+            except OSError:
+                pass
+
+        def failed(failure: Failure) -> None:
+            reason = failure.getErrorMessage().encode("ascii", "backslashreplace")
+            report(b"1 " + reason)
+
+        self._ready.addCallbacks(lambda _: report(b"0"), failed)
 
 
 def _exit_failed(message: str) -> None:
@@ -612,6 +652,9 @@ def makeService(options: Options) -> IService:
     _StopCleanlyOnTerm(reactor).setServiceParent(top)  # type: ignore[no-untyped-call]
     reload.add(daemon.proxy.reload_client_keys)
     reload.setServiceParent(top)  # type: ignore[no-untyped-call]
+    if daemon.refresher is not None:
+        report = _ReportStartWhenReady(getattr(options, "parent", None), daemon.refresher.ready())
+        report.setServiceParent(top)  # type: ignore[no-untyped-call]
     if workers > 1:
         pool = WorkerPool(
             reactor,

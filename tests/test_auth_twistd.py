@@ -21,7 +21,7 @@ from twisted.internet.utils import getProcessOutputAndValue
 
 from copilot_proxy.testing.fake_github import GITHUB_TOKEN
 
-from ._helpers import GitHub, Upstream, fetch, timeout
+from ._helpers import GitHub, Upstream, fetch, timeout, until
 
 TWISTD = str(Path(sys.executable).with_name("twistd"))
 
@@ -128,3 +128,134 @@ async def test_stored_login_serves_through_the_token_api_base(
     log = b"".join(output).decode()
     assert "credential: stored login" in log
     assert GITHUB_TOKEN not in log and github.fake.issued[0] not in log
+
+
+@pytest_twisted.ensureDeferred
+async def test_sighup_rereads_the_login_and_renews(
+    github: GitHub, upstream: Upstream, tmp_path: Path
+) -> None:
+    token_file = tmp_path / "github-token"
+    token_file.write_text(GITHUB_TOKEN + "\n")
+    port = _free_port()
+    ended: Deferred[Any] = Deferred()
+
+    class Watch(ProcessProtocol):
+        def processEnded(self, reason: Any) -> None:
+            ended.callback(reason.value.exitCode)
+
+    process = reactor.spawnProcess(
+        Watch(),
+        TWISTD,
+        [
+            TWISTD,
+            "-n",
+            "--pidfile=",
+            "copilot-proxy",
+            "--port",
+            str(port),
+            "--github-token-file",
+            str(token_file),
+            "--github-api-url",
+            github.url,
+        ],
+        env=_env(tmp_path),
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        for _ in range(200):
+            try:
+                await fetch(url + "/models")
+                break
+            except ConnectionRefusedError:
+                await deferLater(reactor, 0.05, lambda: None)
+        assert github.fake.exchanges == [GITHUB_TOKEN]
+        new_token = "gho_fake_github_token_0003"
+        github.fake.github_tokens.add(new_token)
+        token_file.write_text(new_token + "\n")
+        process.signalProcess("HUP")
+        await until(lambda: len(github.fake.exchanges) == 2, seconds=10)
+        assert github.fake.exchanges[-1] == new_token
+        # The new token's answer reaches the proxy a moment after the fake
+        # sent it; requests meanwhile still use the old, valid one.
+        for _ in range(100):
+            # Not /models: the proxy may answer that from its cache.
+            response, _ = await fetch(url + "/embeddings", b"POST", body=b"{}")
+            assert response.code == 200
+            if upstream.fake.received[-1].token == github.fake.issued[-1]:
+                break
+            await deferLater(reactor, 0.05, lambda: None)
+        assert upstream.fake.received[-1].token == github.fake.issued[-1]
+    finally:
+        process.signalProcess("TERM")
+        assert await timeout(ended, 10) == 0
+
+
+@pytest_twisted.ensureDeferred
+async def test_daemon_with_a_revoked_login_exits_1_and_leaves_nothing_running(
+    github: GitHub, tmp_path: Path
+) -> None:
+    github.fake.revoke(GITHUB_TOKEN)
+    pidfile, logfile = tmp_path / "proxy.pid", tmp_path / "proxy.log"
+    out, err, code = await timeout(
+        getProcessOutputAndValue(
+            TWISTD,
+            [
+                f"--pidfile={pidfile}",
+                f"--logfile={logfile}",
+                "copilot-proxy",
+                "--port",
+                str(_free_port()),
+                "--github-api-url",
+                github.url,
+            ],
+            env=_env(tmp_path, COPILOT_GITHUB_TOKEN=GITHUB_TOKEN),
+            path=str(tmp_path),
+        ),
+        30,
+    )
+    # twistd's parent waits for the daemon's report and passes the reason on.
+    assert code == 1, (out, err)
+    assert b"GitHub refused the GitHub token" in err
+    assert b"Traceback" not in err
+    # The daemon itself has ended and cleaned up after itself.
+    await until(lambda: not pidfile.exists(), seconds=10)
+    log = logfile.read_text()
+    assert "cannot start: GitHub refused the GitHub token" in log
+    assert GITHUB_TOKEN not in log + (out + err).decode()
+
+
+@pytest_twisted.ensureDeferred
+async def test_daemon_reports_started_once_it_has_a_token(
+    github: GitHub, upstream: Upstream, tmp_path: Path
+) -> None:
+    import os as _os
+    import signal
+
+    pidfile, logfile = tmp_path / "proxy.pid", tmp_path / "proxy.log"
+    port = _free_port()
+    out, err, code = await timeout(
+        getProcessOutputAndValue(
+            TWISTD,
+            [
+                f"--pidfile={pidfile}",
+                f"--logfile={logfile}",
+                "copilot-proxy",
+                "--port",
+                str(port),
+                "--github-api-url",
+                github.url,
+            ],
+            env=_env(tmp_path, COPILOT_GITHUB_TOKEN=GITHUB_TOKEN),
+            path=str(tmp_path),
+        ),
+        30,
+    )
+    assert code == 0, (out, err)
+    pid = int(pidfile.read_text())
+    try:
+        # Started means serving: no waiting for the port to open.
+        response, _ = await fetch(f"http://127.0.0.1:{port}/embeddings", b"POST", body=b"{}")
+        assert response.code == 200
+    finally:
+        _os.kill(pid, signal.SIGTERM)
+    await until(lambda: not pidfile.exists(), seconds=10)

@@ -290,3 +290,24 @@ def test_repr_shows_no_token() -> None:
     exchanges.succeed()
     assert "tok1" not in repr(refresher) + repr(vars(refresher))
     assert "tok1" not in repr(refresher.current)
+
+
+def test_static_token_expiry_is_warned_ahead(log_events: list[dict[str, Any]]) -> None:
+    from twisted.logger import formatEvent
+
+    from copilot_proxy._refresh import ExpiryWarning
+
+    clock = Clock()
+    clock.advance(1000.0)
+    warning = ExpiryWarning(clock, expires_at=2000.0, origin="COPILOT_TOKEN", ahead=300.0)
+    warning.startService()
+    clock.advance(699.0)
+    said = [formatEvent(e) for e in log_events if "static Copilot token" in formatEvent(e)]
+    assert said == []
+    clock.advance(1.0)
+    said = [formatEvent(e) for e in log_events if "static Copilot token" in formatEvent(e)]
+    assert len(said) == 1
+    assert "COPILOT_TOKEN expires at" in said[0] and "(in 5 min)" in said[0]
+    assert "copilot-proxy login" in said[0]
+    warning.stopService()
+    assert clock.getDelayedCalls() == []

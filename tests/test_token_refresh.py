@@ -87,6 +87,12 @@ def _no_secret_in_logs(log_events: list[dict[str, Any]], *secrets: str) -> None:
         assert secret not in text
 
 
+def _ask(url: str) -> Any:
+    """One small non-streaming request (never answered from a proxy cache)."""
+    body = json.dumps({"model": "gpt-4o", "messages": []}).encode()
+    return fetch(url + "/chat/completions", b"POST", {"content-type": "application/json"}, body)
+
+
 def _error(body: bytes) -> dict[str, Any]:
     error: dict[str, Any] = json.loads(body)["error"]
     return error
@@ -109,7 +115,7 @@ async def test_serves_across_token_lifetimes_each_request_with_the_current_token
     started = time.time()
     sent = 1
     while time.time() - started < 3 * github.fake.lifetime:
-        response, answer = await fetch(url + "/models")
+        response, answer = await _ask(url)
         sent += 1
         assert response.code == 200, answer
         await _sleep(reactor, 0.05)
@@ -152,7 +158,7 @@ async def test_a_second_401_passes_through(
     daemon, url = await make_daemon()
     github.fake.reject_copilot_tokens()
     github.fake.copilot = None  # new tokens are refused too
-    response, answer = await fetch(url + "/models")
+    response, answer = await _ask(url)
     assert response.code == 401
     assert "token expired" in _error(answer)["message"]
     assert len(upstream.fake.received) == 2
@@ -170,10 +176,10 @@ async def test_github_down_keeps_serving_until_expiry_then_503(
     # The renewal at 80% of the lifetime fails; the token still serves.
     await until(lambda: daemon.refresher.problem is not None, seconds=5)
     assert time.time() < token.expires_at
-    response, _ = await fetch(url + "/models")
+    response, _ = await _ask(url)
     assert response.code == 200
     await until(lambda: time.time() > token.expires_at + 0.05, seconds=5)
-    response, answer = await fetch(url + "/models")
+    response, answer = await _ask(url)
     assert response.code == 503
     assert response.headers.getRawHeaders(b"content-type") == [b"application/json"]
     message = _error(answer)["message"]
@@ -181,7 +187,7 @@ async def test_github_down_keeps_serving_until_expiry_then_503(
     # GitHub comes back: a retry (backoff capped at 0.4 s here) heals it.
     github.port = reactor.listenTCP(number, github.fake.site, interface="127.0.0.1")
     await until(lambda: daemon.refresher.problem is None, seconds=5)
-    response, _ = await fetch(url + "/models")
+    response, _ = await _ask(url)
     assert response.code == 200
 
 
@@ -198,7 +204,7 @@ async def test_revoked_github_token_gives_503_and_a_new_token_file_heals_it(
     token = daemon.refresher.current
     await until(lambda: time.time() > token.expires_at + 0.05, seconds=5)
     for _ in range(2):
-        response, answer = await fetch(url + "/models")
+        response, answer = await _ask(url)
         assert response.code == 503
         assert "copilot-proxy login" in _error(answer)["message"]
     refused = [e for e in log_events if "refused the GitHub token" in formatEvent(e)]
@@ -210,7 +216,7 @@ async def test_revoked_github_token_gives_503_and_a_new_token_file_heals_it(
     (tmp_path / "github-token-file").write_text(new_token + "\n")
     await until(lambda: daemon.refresher.problem is None, seconds=5)
     assert github.fake.exchanges[exchanges:] == [new_token]
-    response, _ = await fetch(url + "/models")
+    response, _ = await _ask(url)
     assert response.code == 200
     _no_secret_in_logs(log_events, GITHUB_TOKEN, new_token, *github.fake.issued)
 
@@ -234,7 +240,7 @@ async def test_requests_before_the_first_token_wait_for_it(
     url = f"http://127.0.0.1:{daemon.proxy.port.getHost().port}"
     # The port is bound but not accepting yet: the request waits in the
     # backlog until the first exchange, then is served.
-    answered = fetch(url + "/models")
+    answered = _ask(url)
     await _sleep(reactor, 0.2)
     assert upstream.fake.received == []
     daemon.top.startService()

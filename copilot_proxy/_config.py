@@ -38,6 +38,8 @@ class ProxyConfig:
         through (from C{HTTPS_PROXY}), or L{None} for direct connections.
     @ivar upstream_ca: PEM certificates that upstream TLS must chain to,
         instead of the platform's trust store; L{None} for the platform's.
+    @ivar messages_mode: C{translate} or C{native}, for C{/v1/messages}.
+    @ivar model_map: C{--model-map} entries, (from, to).
     """
 
     listen: str
@@ -50,6 +52,8 @@ class ProxyConfig:
     upstream_ca: bytes | None = None
     headers: tuple[tuple[str, str], ...] = ()
     sse_keepalive: float | None = 15.0
+    messages_mode: str = "translate"
+    model_map: tuple[tuple[str, str], ...] = ()
 
 
 def listen_description(port: str) -> str:
@@ -178,3 +182,13 @@ def pem_certificates(data: bytes, origin: str) -> list[bytes]:
         except Exception:
             raise ConfigError(f"{origin} holds a certificate that does not parse") from None
     return blocks
+
+
+MESSAGES_MODES = ("translate", "native")
+
+
+def messages_mode(value: str) -> str:
+    """Check C{--messages-mode}."""
+    if value not in MESSAGES_MODES:
+        raise ConfigError(f"--messages-mode must be translate or native, not {value!r}")
+    return value

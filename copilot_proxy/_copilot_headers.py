@@ -5,7 +5,8 @@ The Copilot API refuses requests that do not look like they come from an
 editor plugin, and answers 466 to version headers it considers too old.  The
 defaults live here, in one place, and every one of them can be replaced with
 C{--header 'Name: value'}; a header the client set itself wins over both,
-except C{Authorization}, which is always the proxy's.
+except C{Authorization}, which is always the proxy's, and C{User-Agent}, which
+every HTTP library sets without meaning anything about Copilot.
 
 Two headers depend on the request body: C{X-Initiator} decides whether a
 request spends the user's premium-request quota (C{user}) or not (C{agent}),
@@ -54,6 +55,10 @@ VERSION_HEADERS: tuple[str, ...] = (
 RESERVED: frozenset[str] = frozenset(
     {"authorization", "host", "content-length", "transfer-encoding", "connection"}
 )
+
+# Every HTTP library sends a User-Agent of its own (curl/8, OpenAI/Python):
+# that is no choice about Copilot, so the configured one always replaces it.
+_REPLACED: frozenset[bytes] = frozenset({b"user-agent"})
 
 _IMAGE_PARTS = frozenset({"image_url", "image", "input_image"})
 
@@ -197,12 +202,13 @@ class CopilotHeaders:
     def apply(self, headers: Headers, payload: object) -> None:
         """
         Add the Copilot headers to C{headers}, which already holds what the
-        client sent; a header present there is left alone.
+        client sent; a header present there is left alone, except
+        C{User-Agent}, which every HTTP library sets.
 
         @param payload: the parsed JSON request body (L{parse_json_body}).
         """
         for name, value in self.fixed:
-            if not headers.hasHeader(name):
+            if name in _REPLACED or not headers.hasHeader(name):
                 headers.setRawHeaders(name, [value])
         if not headers.hasHeader(b"x-request-id"):
             headers.setRawHeaders(b"x-request-id", [self.new_request_id().encode("ascii")])

@@ -305,7 +305,7 @@ class UpstreamRelay(Protocol):
 
     def _explain_stale_version(self, body: bytes) -> bytes:
         return openai_error(
-            self._options.copilot.stale_version_message(_error_text(body)),
+            self._options.copilot.stale_version_message(upstream_error_text(body)),
             "invalid_request_error",
             "copilot_version_headers_stale",
         )
@@ -536,7 +536,7 @@ def is_event_stream(headers: Headers) -> bool:
     return False
 
 
-def _error_text(body: bytes) -> str:
+def upstream_error_text(body: bytes) -> str:
     """The message of an upstream error body: JSON C{error.message}, else the text."""
     payload = parse_json_body(body)
     if isinstance(payload, dict):

@@ -25,7 +25,9 @@ from twisted.web.server import Request, Site
 
 from ._access_config import AccessConfig, RequestLimits
 from ._admin import AdminPages
+from ._anthropic_relay import MessagesSettings, route_surfaces
 from ._cache import ResponseCache
+from ._catalog import ModelCatalog
 from ._client_keys import KeyFileError, KeysFromFile
 from ._config import ConfigError, ProxyConfig, pem_certificates
 from ._copilot_headers import CopilotHeaders
@@ -287,6 +289,12 @@ def build_proxy(
     )
     make_relay = relay_factory(
         upstream, tokens, reactor, config.idle_timeout, inflight, metrics, options
+    )
+    catalog = ModelCatalog(upstream, tokens, options.copilot, reactor)
+    make_relay = route_surfaces(
+        make_relay,
+        (upstream, tokens, reactor, config.idle_timeout, inflight, metrics, options),
+        MessagesSettings(catalog, config.messages_mode, dict(config.model_map)),
     )
     gate = build_gate(reactor, access, metrics)
     admin = AdminPages(

@@ -37,6 +37,7 @@ from ._credentials import (
 from ._daemon import build_daemon
 from ._github import GitHubAPI
 from ._logformat import ReopenableFile
+from ._models import parse_model_map
 from ._proxy_env import ForwardProxy, ProxySettingError, forward_proxy_for
 from ._version import __version__
 from ._workers import ParentWatch, WorkerPool, listen_fd, worker_argv, worker_count
@@ -232,11 +233,20 @@ class Options(usage.Options):
             str(int(_access_config.DEFAULT_CACHE_TTL)),
             "Seconds to serve GET /models from memory (0: never cache).",
         ],
+        [
+            "messages-mode",
+            None,
+            "translate",
+            "How POST /v1/messages is served: 'translate' (to chat/completions; works "
+            "for every model) or 'native' (Claude models go to the Copilot API's own "
+            "/v1/messages untranslated).",
+        ],
     ]
 
     def __init__(self) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         self["header"] = []
+        self["model-map"] = []
 
     def opt_header(self, value: str) -> None:
         """'Name: value' replacing a default Copilot request header (editor-version, editor-plugin-version, x-github-api-version, copilot-integration-id, user-agent, openai-intent...); 'Name:' drops that default; a header the client sends itself still wins. Repeatable."""  # noqa: E501
@@ -246,6 +256,10 @@ class Options(usage.Options):
         # Kept so that --workers can start its workers with the same options.
         self.argv = list(sys.argv[1:] if options is None else options)
         super().parseOptions(options)  # type: ignore[no-untyped-call]
+
+    def opt_model_map(self, value: str) -> None:
+        """from=to: serve Anthropic model name 'from' with Copilot model 'to' (for names the automatic mapping gets wrong). Repeatable."""  # noqa: E501
+        self["model-map"].append(value)
 
     def opt_version(self) -> NoReturn:
         """Print the version and exit."""
@@ -282,6 +296,8 @@ def config_from(options: Options, env: Mapping[str, str]) -> ProxyConfig:
         admin_prefix=_config.admin_prefix(options["admin-prefix"]),
         headers=tuple(_header_override(text) for text in options["header"]),
         sse_keepalive=_config.keepalive_seconds(options["sse-keepalive"]),
+        messages_mode=_config.messages_mode(options["messages-mode"]),
+        model_map=tuple(_model_map(text) for text in options["model-map"]),
     )
 
 
@@ -315,6 +331,13 @@ def _upstream_ca(path: str | None) -> bytes | None:
         raise ConfigError(f"cannot read --upstream-ca {path}: {e.strerror}") from None
     _config.pem_certificates(data, f"--upstream-ca {path}")
     return data
+
+
+def _model_map(text: str) -> tuple[str, str]:
+    try:
+        return parse_model_map(text)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
 
 
 def _header_override(text: str) -> tuple[str, str]:

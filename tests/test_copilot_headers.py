@@ -106,6 +106,11 @@ def test_defaults_added_and_client_headers_win() -> None:
     assert not headers.hasHeader(b"copilot-vision-request")
 
 
+def test_client_user_agent_is_replaced() -> None:
+    headers = _apply(CopilotHeaders(), {b"user-agent": b"curl/8.0"}, None)
+    assert headers.getRawHeaders(b"user-agent") == [b"GitHubCopilotChat/0.38.2"]
+
+
 def test_client_initiator_wins() -> None:
     headers = _apply(CopilotHeaders(), {b"x-initiator": b"agent"}, {"messages": [_user("x")]})
     assert headers.getRawHeaders(b"x-initiator") == [b"agent"]

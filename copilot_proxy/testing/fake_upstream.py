@@ -21,12 +21,16 @@ one running fake serves many test cases:
     - C{x-fake-content-type}: the stream's content type (C{text/event-stream});
     - C{x-fake-split}: write each event in two pieces, the pause between them
       falling inside the event;
-    - C{x-fake-delay}: seconds before a C{GET /models} is answered.
+    - C{x-fake-delay}: seconds before a C{GET /models} is answered;
+    - C{x-fake-script: tools}: stream text, then a tool call whose arguments
+      come in two pieces, C{finish_reason: tool_calls} and a usage-only chunk
+      (L{TOOL_SCRIPT}), one event per C{x-fake-interval}.
 
 Like the real service, it answers 400 to a request that lacks the Copilot
 editor headers (C{copilot-integration-id}, C{editor-version},
 C{editor-plugin-version}) unless C{require_copilot_headers} is off.
-C{POST .../embeddings} gets an embedding list.
+C{POST .../embeddings} gets an embedding list, C{POST /v1/messages} (the
+native Anthropic surface) one Anthropic C{message}.
 
 A request with C{"stream": true} in its JSON body gets SSE; other POSTs get one
 C{chat.completion}; C{GET /models} a model list.
@@ -263,6 +267,8 @@ class FakeUpstream:
         if isinstance(payload, dict) and payload.get("stream") is True:
             self._stream(request, received, mode)
             return NOT_DONE_YET
+        if path.rstrip("/").endswith("/v1/messages"):
+            return self._json(request, _native_message(payload))
         if path.rstrip("/").endswith("/embeddings"):
             return self._json(request, _embeddings(payload))
         return self._json(request, _completion(payload))
@@ -319,9 +325,23 @@ class FakeUpstream:
 
         request.notifyFinish().addBoth(on_gone)
 
+        script = TOOL_SCRIPT if received.header("x-fake-script") == "tools" else None
+        if script is not None:
+            events = len(script)
+
         def send(i: int) -> None:
             timer.clear()
             if gone:
+                return
+            if script is not None and i < events:
+                request.write(b"data: " + json.dumps(script[i]).encode() + b"\n\n")
+                received.events_sent += 1
+                later(i + 1)
+                return
+            if script is not None:
+                request.write(b"data: [DONE]\n\n")
+                received.finished = True
+                request.finish()
                 return
             if i < events:
                 event = chunk_event(i, _content(i, size))
@@ -382,6 +402,56 @@ def _completion(payload: Any) -> dict[str, Any]:
             }
         ],
         "usage": {"prompt_tokens": 5, "completion_tokens": 4, "total_tokens": 9},
+    }
+
+
+def _script_chunk(delta: dict[str, Any] | None, finish: str | None = None) -> dict[str, Any]:
+    choices = [] if delta is None else [{"index": 0, "delta": delta, "finish_reason": finish}]
+    return {"id": "chatcmpl-tools", "object": "chat.completion.chunk", "choices": choices}
+
+
+#: A streamed answer that calls a tool, shaped like the Copilot API's.
+TOOL_SCRIPT: list[dict[str, Any]] = [
+    _script_chunk({"role": "assistant", "content": ""}),
+    _script_chunk({"content": "Let me check."}),
+    _script_chunk(
+        {
+            "tool_calls": [
+                {
+                    "index": 0,
+                    "id": "call_weather",
+                    "type": "function",
+                    "function": {"name": "get_weather", "arguments": ""},
+                }
+            ]
+        }
+    ),
+    _script_chunk({"tool_calls": [{"index": 0, "function": {"arguments": '{"city":'}}]}),
+    _script_chunk({"tool_calls": [{"index": 0, "function": {"arguments": ' "Paris"}'}}]}),
+    _script_chunk({}, "tool_calls"),
+    {
+        **_script_chunk(None),
+        "usage": {
+            "prompt_tokens": 12,
+            "completion_tokens": 7,
+            "total_tokens": 19,
+            "prompt_tokens_details": {"cached_tokens": 2},
+        },
+    },
+]
+
+
+def _native_message(payload: Any) -> dict[str, Any]:
+    model = payload.get("model", "claude-sonnet-4") if isinstance(payload, dict) else "?"
+    return {
+        "id": "msg_native",
+        "type": "message",
+        "role": "assistant",
+        "model": model,
+        "content": [{"type": "text", "text": "Hello natively."}],
+        "stop_reason": "end_turn",
+        "stop_sequence": None,
+        "usage": {"input_tokens": 3, "output_tokens": 2},
     }
 
 

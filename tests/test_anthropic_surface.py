@@ -1,0 +1,269 @@
+"""
+The Anthropic surface end to end: the real Anthropic SDK and raw clients
+against the real proxy and the fake Copilot API.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import anthropic
+import pytest_twisted
+
+from copilot_proxy._copilot_headers import DEFAULT_HEADERS
+
+from ._helpers import Proxy, Upstream, fetch, send, timeout, until
+from .test_openai_surface import in_thread
+
+MODEL = "claude-sonnet-4-20250514"
+
+
+def _client(proxy: Proxy) -> anthropic.Anthropic:
+    return anthropic.Anthropic(
+        base_url=proxy.url, api_key="sk-ant-ignored", max_retries=0, timeout=15
+    )
+
+
+def _messages(**extra: Any) -> bytes:
+    body = {"model": MODEL, "max_tokens": 50, "messages": [{"role": "user", "content": "hi"}]}
+    return json.dumps({**body, **extra}).encode()
+
+
+@pytest_twisted.ensureDeferred
+async def test_sdk_message_is_translated_both_ways(proxy: Proxy, upstream: Upstream) -> None:
+    client = _client(proxy)
+    message = await in_thread(
+        lambda: client.messages.create(
+            model=MODEL,
+            max_tokens=100,
+            system="Be brief.",
+            stop_sequences=["END"],
+            metadata={"user_id": "u1"},
+            messages=[{"role": "user", "content": "Hello"}],
+        )
+    )
+    assert message.content[0].type == "text"
+    assert message.content[0].text == "Hello from the fake."
+    assert message.model == MODEL
+    assert message.stop_reason == "end_turn"
+    assert (message.usage.input_tokens, message.usage.output_tokens) == (5, 4)
+    received = upstream.fake.received[-1]
+    assert received.path == "/chat/completions"
+    sent = json.loads(received.body)
+    assert sent["model"] == "claude-sonnet-4"
+    assert sent["messages"] == [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Hello"},
+    ]
+    assert sent["max_tokens"] == 100
+    assert sent["stop"] == ["END"]
+    assert "metadata" not in sent
+    for name, value in DEFAULT_HEADERS:
+        assert received.header(name) == value, name
+    assert received.header("x-initiator") == "user"
+    assert received.headers["authorization"] == ["Bearer fake-copilot-token"]
+    assert "x-api-key" not in received.headers
+    assert "anthropic-version" not in received.headers
+
+
+@pytest_twisted.ensureDeferred
+async def test_sdk_streaming_message_with_a_tool_call(proxy: Proxy, upstream: Upstream) -> None:
+    client = _client(proxy)
+
+    def run() -> tuple[list[str], Any]:
+        with client.messages.stream(
+            model=MODEL,
+            max_tokens=100,
+            tools=[
+                {
+                    "name": "get_weather",
+                    "description": "Weather in a city",
+                    "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}},
+                }
+            ],
+            messages=[{"role": "user", "content": "Weather in Paris?"}],
+            extra_headers={"x-fake-script": "tools"},
+        ) as stream:
+            kinds = [event.type for event in stream]
+            return kinds, stream.get_final_message()
+
+    kinds, message = await in_thread(run)
+    assert kinds[0] == "message_start"
+    assert "content_block_delta" in kinds
+    assert kinds[-1] == "message_stop"
+    assert [block.type for block in message.content] == ["text", "tool_use"]
+    assert message.content[0].text == "Let me check."
+    tool = message.content[1]
+    assert (tool.id, tool.name, tool.input) == ("call_weather", "get_weather", {"city": "Paris"})
+    assert message.stop_reason == "tool_use"
+    assert (message.usage.input_tokens, message.usage.output_tokens) == (10, 7)
+    assert message.usage.cache_read_input_tokens == 2
+    sent = json.loads(upstream.fake.received[-1].body)
+    assert sent["stream"] is True
+    assert sent["tools"][0]["function"]["name"] == "get_weather"
+
+
+@pytest_twisted.ensureDeferred
+async def test_tool_results_turn_is_sent_as_agent(proxy: Proxy, upstream: Upstream) -> None:
+    client = _client(proxy)
+    await in_thread(
+        lambda: client.messages.create(
+            model=MODEL,
+            max_tokens=10,
+            messages=[
+                {"role": "user", "content": "Weather in Paris?"},
+                {
+                    "role": "assistant",
+                    "content": [
+                        {
+                            "type": "tool_use",
+                            "id": "call_w",
+                            "name": "get_weather",
+                            "input": {"city": "Paris"},
+                        }
+                    ],
+                },
+                {
+                    "role": "user",
+                    "content": [
+                        {"type": "tool_result", "tool_use_id": "call_w", "content": "sunny"}
+                    ],
+                },
+            ],
+        )
+    )
+    received = upstream.fake.received[-1]
+    assert received.header("x-initiator") == "agent"
+    assert json.loads(received.body)["messages"][-1] == {
+        "role": "tool",
+        "tool_call_id": "call_w",
+        "content": "sunny",
+    }
+
+
+@pytest_twisted.ensureDeferred
+async def test_sdk_count_tokens_is_answered_by_the_proxy(proxy: Proxy, upstream: Upstream) -> None:
+    client = _client(proxy)
+    before = len(upstream.fake.received)
+    count = await in_thread(
+        lambda: client.messages.count_tokens(
+            model=MODEL, messages=[{"role": "user", "content": "x" * 400}]
+        )
+    )
+    assert count.input_tokens == 100 + 4
+    assert len(upstream.fake.received) == before
+
+
+@pytest_twisted.ensureDeferred
+async def test_first_text_delta_arrives_before_upstream_finishes(
+    proxy: Proxy, upstream: Upstream
+) -> None:
+    response, collector = await send(
+        proxy.url + "/v1/messages",
+        b"POST",
+        {"content-type": "application/json", "x-fake-events": "20", "x-fake-interval": "0.1"},
+        _messages(stream=True),
+    )
+    assert response.code == 200
+    assert response.headers.getRawHeaders(b"content-type") == [b"text/event-stream; charset=utf-8"]
+    await until(lambda: b"text_delta" in collector.body)
+    received = upstream.fake.received[-1]
+    assert not received.finished
+    assert received.events_sent < 20
+    await timeout(collector.done, 15)
+    assert collector.complete
+    assert collector.body.endswith(b'event: message_stop\ndata: {"type":"message_stop"}\n\n')
+
+
+@pytest_twisted.ensureDeferred
+async def test_unknown_model_gets_anthropic_error_listing_known_ids(
+    proxy: Proxy, upstream: Upstream
+) -> None:
+    response, body = await fetch(
+        proxy.url + "/v1/messages", b"POST", {}, _messages(model="claude-haiku-9-20990101")
+    )
+    assert response.code == 404
+    error = json.loads(body)
+    assert error["type"] == "error"
+    assert error["error"]["type"] == "not_found_error"
+    assert "claude-sonnet-4" in error["error"]["message"]
+    assert "gpt-4o" in error["error"]["message"]
+    assert all(r.path != "/chat/completions" for r in upstream.fake.received)
+
+
+@pytest_twisted.ensureDeferred
+async def test_model_map_option_serves_other_names(make_proxy: Any, upstream: Upstream) -> None:
+    proxy = make_proxy(upstream.url, model_map=(("claude-haiku-9", "gpt-4.1"),))
+    response, _ = await fetch(
+        proxy.url + "/v1/messages", b"POST", {}, _messages(model="claude-haiku-9")
+    )
+    assert response.code == 200
+    assert json.loads(upstream.fake.received[-1].body)["model"] == "gpt-4.1"
+
+
+@pytest_twisted.ensureDeferred
+async def test_model_list_is_fetched_once_and_cached(proxy: Proxy, upstream: Upstream) -> None:
+    for _ in range(3):
+        await fetch(proxy.url + "/v1/messages", b"POST", {}, _messages())
+    assert [r.path for r in upstream.fake.received].count("/models") == 1
+
+
+@pytest_twisted.ensureDeferred
+async def test_upstream_errors_use_the_anthropic_shape(proxy: Proxy, upstream: Upstream) -> None:
+    for status, kind in (
+        (429, "rate_limit_error"),
+        (401, "authentication_error"),
+        (500, "api_error"),
+    ):
+        response, body = await fetch(
+            proxy.url + "/v1/messages", b"POST", {"x-fake-status": str(status)}, _messages()
+        )
+        assert response.code == status
+        assert json.loads(body) == {
+            "type": "error",
+            "error": {"type": kind, "message": f"fake error {status}"},
+        }
+    response, body = await fetch(
+        proxy.url + "/v1/messages", b"POST", {"x-fake-status": "466"}, _messages()
+    )
+    assert "--header 'editor-version:" in json.loads(body)["error"]["message"]
+
+
+@pytest_twisted.ensureDeferred
+async def test_proxy_errors_use_the_anthropic_shape(make_proxy: Any, upstream: Upstream) -> None:
+    proxy = make_proxy(upstream.url)
+    response, body = await fetch(proxy.url + "/v1/messages", b"POST", {}, b"not json")
+    assert response.code == 400
+    assert json.loads(body)["error"]["type"] == "invalid_request_error"
+    unreachable = make_proxy("http://127.0.0.1:1")
+    response, body = await fetch(unreachable.url + "/v1/messages", b"POST", {}, _messages())
+    assert response.code == 502
+    assert json.loads(body)["type"] == "error"
+
+
+@pytest_twisted.ensureDeferred
+async def test_native_mode_forwards_claude_untranslated(
+    make_proxy: Any, upstream: Upstream
+) -> None:
+    proxy = make_proxy(upstream.url, messages_mode="native")
+    client = _client(proxy)
+    message = await in_thread(
+        lambda: client.messages.create(
+            model=MODEL, max_tokens=10, messages=[{"role": "user", "content": "hi"}]
+        )
+    )
+    assert message.content[0].text == "Hello natively."
+    received = upstream.fake.received[-1]
+    assert received.path == "/v1/messages"
+    sent = json.loads(received.body)
+    assert sent["model"] == "claude-sonnet-4"
+    assert sent["messages"] == [{"role": "user", "content": "hi"}]
+    assert received.header("anthropic-version") is not None
+    # Other models are still translated.
+    await in_thread(
+        lambda: client.messages.create(
+            model="gpt-4o", max_tokens=10, messages=[{"role": "user", "content": "hi"}]
+        )
+    )
+    assert upstream.fake.received[-1].path == "/chat/completions"

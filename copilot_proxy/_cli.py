@@ -22,6 +22,7 @@ from . import _store
 from ._config import ConfigError, upstream_base
 from ._credentials import COPILOT, GITHUB, Credential, CredentialSettings, find_credential
 from ._github import GitHubAPI, GitHubError, GitHubUnavailable
+from ._proxy_env import ProxySettingError, proxy_chooser
 from ._token import Secret, token_expiry
 from ._version import __version__
 
@@ -116,13 +117,14 @@ def _settings(options: usage.Options, env: Mapping[str, str]) -> CredentialSetti
     )
 
 
-def _api(reactor: Any, options: usage.Options) -> GitHubAPI:
+def _api(reactor: Any, options: usage.Options, env: Mapping[str, str]) -> GitHubAPI:
     try:
         web = upstream_base(options["github-url"]).decode()
         api = upstream_base(options["github-api-url"]).decode()
-    except ConfigError as e:
+        proxies = proxy_chooser(env, web, api)
+    except (ConfigError, ProxySettingError) as e:
         raise CommandFailed(str(e)) from None
-    return GitHubAPI(reactor, web, api)
+    return GitHubAPI(reactor, web, api, proxy_for=proxies)
 
 
 def _when(seconds: float, now: float) -> str:
@@ -149,7 +151,7 @@ async def login(reactor: Any, options: usage.Options, env: Mapping[str, str], ou
     The device flow (RFC 8628): show the code, poll at the given interval
     (5 s slower after each C{slow_down}), store the token.
     """
-    api = _api(reactor, options)
+    api = _api(reactor, options, env)
     settings = _settings(options, env)
     try:
         device = await api.device_code()
@@ -258,7 +260,7 @@ async def status(
         return
     assert credential.kind == GITHUB
     out.write(f"credential: {credential.origin} (a GitHub token)\n")
-    api = _api(reactor, options)
+    api = _api(reactor, options, env)
     try:
         user = await api.user(credential.secret)
         if isinstance(user.get("login"), str):

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import base64
 import ipaddress
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
@@ -145,3 +145,25 @@ def forward_proxy_for(url: str, env: Mapping[str, str]) -> ForwardProxy | None:
     if exceptions is not None and bypasses_proxy(host, port, exceptions[1]):
         return None
     return parse_proxy_url(found[1], found[0])
+
+
+_PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy")
+
+
+def proxy_chooser(
+    env: Mapping[str, str], *urls: str
+) -> Callable[[str], ForwardProxy | None] | None:
+    """
+    The proxy choice for any URL, from a snapshot of C{env}; L{None} when no
+    proxy variable is set at all.
+
+    @param urls: URLs checked now, so that a bad setting fails at start
+        rather than at the first connection.
+    @raise ProxySettingError: when the variable for one of C{urls} is unusable.
+    """
+    if not any(env.get(name, "").strip() for name in _PROXY_VARIABLES):
+        return None
+    snapshot = dict(env)
+    for url in urls:
+        forward_proxy_for(url, snapshot)
+    return lambda url: forward_proxy_for(url, snapshot)

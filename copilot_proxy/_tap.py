@@ -38,7 +38,7 @@ from ._daemon import build_daemon
 from ._github import GitHubAPI
 from ._logformat import ReopenableFile
 from ._models import parse_model_map
-from ._proxy_env import ForwardProxy, ProxySettingError, forward_proxy_for
+from ._proxy_env import ForwardProxy, ProxySettingError, forward_proxy_for, proxy_chooser
 from ._version import __version__
 from ._workers import ParentWatch, WorkerPool, listen_fd, worker_argv, worker_count
 
@@ -301,24 +301,13 @@ def config_from(options: Options, env: Mapping[str, str]) -> ProxyConfig:
     )
 
 
-def _proxy_chooser(
+def _github_proxies(
     env: Mapping[str, str], *urls: str
 ) -> Callable[[str], ForwardProxy | None] | None:
-    """
-    The proxy choice for GitHub's hosts, from a snapshot of the environment;
-    checked now for C{urls} so a bad setting fails the start.  L{None} when
-    no proxy variable is set.
-    """
-    names = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy")
-    if not any(env.get(name, "").strip() for name in names):
-        return None
-    snapshot = dict(env)
     try:
-        for url in urls:
-            forward_proxy_for(url, snapshot)
+        return proxy_chooser(env, *urls)
     except ProxySettingError as e:
         raise ConfigError(str(e)) from None
-    return lambda url: forward_proxy_for(url, snapshot)
 
 
 def _upstream_ca(path: str | None) -> bytes | None:
@@ -633,7 +622,7 @@ def makeService(options: Options) -> IService:
             reactor,
             settings.github_url,
             github_api_url,
-            proxy_for=_proxy_chooser(env, settings.github_url, github_api_url),
+            proxy_for=_github_proxies(env, settings.github_url, github_api_url),
         )
         explicit = options["upstream"] is not None or bool(env.get("COPILOT_UPSTREAM"))
         daemon = build_daemon(

@@ -306,15 +306,13 @@ async def test_copilot_token_exchange_goes_through_the_proxy(
 
 
 def test_github_hosts_follow_https_proxy_and_no_proxy() -> None:
-    from copilot_proxy._tap import _proxy_chooser
+    from copilot_proxy._proxy_env import proxy_chooser
 
-    assert _proxy_chooser({}, "https://github.com") is None
+    assert proxy_chooser({}, "https://github.com") is None
     env = {"HTTPS_PROXY": "http://proxy.corp:3128", "NO_PROXY": "ghe.internal"}
-    choose = _proxy_chooser(env, "https://github.com", "https://api.github.com")
+    choose = proxy_chooser(env, "https://github.com", "https://api.github.com")
     assert choose is not None
     assert choose("https://api.github.com:443") == ForwardProxy("proxy.corp", 3128, "HTTPS_PROXY")
     assert choose("https://ghe.internal:443") is None
-    from copilot_proxy._config import ConfigError
-
-    with pytest.raises(ConfigError, match="HTTPS_PROXY must be an http://"):
-        _proxy_chooser({"HTTPS_PROXY": "socks5://p:1"}, "https://github.com")
+    with pytest.raises(ProxySettingError, match="HTTPS_PROXY must be an http://"):
+        proxy_chooser({"HTTPS_PROXY": "socks5://p:1"}, "https://github.com")

@@ -28,6 +28,7 @@ from ._helpers import Upstream, fetch, send, stream_request, timeout
 
 UNITS = Path(__file__).resolve().parent.parent / "contrib" / "systemd"
 SERVICES = ("copilot-proxy.service", "copilot-proxy-activated.service")
+DROP_IN = "copilot-proxy-token.conf"
 INSTALLED_TWISTD = "/opt/copilot-proxy/bin/twistd"
 TWISTD = str(Path(sys.executable).with_name("twistd"))
 TOKEN = "fake-copilot-token"
@@ -58,9 +59,10 @@ def systemd_analyze() -> str:
     return found
 
 
-def units_for_this_machine(directory: Path) -> list[Path]:
+def units_for_this_machine(directory: Path, drop_in: bool = False) -> list[Path]:
     """
-    Copies of the units whose C{ExecStart} names this environment's twistd.
+    Copies of the units whose C{ExecStart} names this environment's twistd,
+    with the token drop-in installed for both services if C{drop_in}.
 
     C{systemd-analyze verify} checks that the C{ExecStart} binary exists and
     is executable.  The units name the documented install location,
@@ -69,11 +71,15 @@ def units_for_this_machine(directory: Path) -> list[Path]:
     same program installed differently.  Nothing else is changed.
     """
     copies = []
-    for unit in sorted(UNITS.iterdir()):
+    for unit in sorted(UNITS.glob("copilot-proxy*.s*")):
         text = unit.read_text()
         copy = directory / unit.name
         copy.write_text(text.replace(INSTALLED_TWISTD, TWISTD))
         copies.append(copy)
+        if drop_in and unit.suffix == ".service":
+            conf = directory / f"{unit.name}.d" / "token.conf"
+            conf.parent.mkdir()
+            conf.write_text((UNITS / DROP_IN).read_text())
     return copies
 
 
@@ -88,14 +94,23 @@ def verify(analyze: str, units: list[Path]) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_units_pass_systemd_analyze_verify(tmp_path: Path) -> None:
+@pytest.mark.parametrize("drop_in", [False, True], ids=["stored-login", "token-drop-in"])
+def test_units_pass_systemd_analyze_verify(tmp_path: Path, drop_in: bool) -> None:
     analyze = systemd_analyze()
-    units = units_for_this_machine(tmp_path)
+    units = units_for_this_machine(tmp_path, drop_in)
     assert {u.name for u in units} == {*SERVICES, "copilot-proxy.socket"}
     result = verify(analyze, units)
     # Unknown keys and bad values are only warnings for systemd: any output
     # at all counts as a failure here.
     assert (result.returncode, result.stdout + result.stderr) == (0, "")
+
+
+def test_verify_reads_the_drop_in(tmp_path: Path) -> None:
+    analyze = systemd_analyze()
+    units = units_for_this_machine(tmp_path, drop_in=True)
+    conf = tmp_path / "copilot-proxy.service.d" / "token.conf"
+    conf.write_text(conf.read_text().replace("LoadCredential=", "LoadCredentail="))
+    assert "Unknown key" in verify(analyze, units).stderr
 
 
 def test_verify_would_catch_a_misspelled_or_broken_unit(tmp_path: Path) -> None:
@@ -108,29 +123,39 @@ def test_verify_would_catch_a_misspelled_or_broken_unit(tmp_path: Path) -> None:
     assert verify(analyze, [unit]).returncode != 0
 
 
-def exec_start_argv(unit: str, credentials: Path) -> list[str]:
+def exec_start_argv(unit: str, credentials: Path, drop_in: bool = False) -> list[str]:
     """
     The C{ExecStart} command line as systemd would run it: C{${VAR}} expands
-    in place and an unbraced C{$VAR} splits into words (empty: no word).
+    in place and an unbraced C{$VAR} splits into words (unset: no word);
+    C{%d} in the drop-in's C{Environment=} is the credentials directory.
     """
     (line,) = directives(unit)["ExecStart"]
-    env = {"CREDENTIALS_DIRECTORY": str(credentials), "COPILOT_PROXY_OPTS": ""}
-    line = re.sub(r"\$\{(\w+)\}", lambda m: env[m.group(1)], line)
+    env = {"COPILOT_PROXY_OPTS": ""}
+    if drop_in:
+        for assignment in directives(DROP_IN)["Environment"]:
+            name, _, value = assignment.partition("=")
+            env[name] = value.replace("%d", str(credentials))
+    line = re.sub(r"\$\{(\w+)\}", lambda m: env.get(m.group(1), ""), line)
     argv: list[str] = []
     for word in shlex.split(line):
         if word.startswith("$"):
-            argv.extend(env[word[1:]].split())
+            argv.extend(env.get(word[1:], "").split())
         else:
             argv.append(word)
     assert argv[0] == INSTALLED_TWISTD
     return [TWISTD, *argv[1:]]
 
 
+@pytest.mark.parametrize("drop_in", [False, True], ids=["stored-login", "token-drop-in"])
 @pytest.mark.parametrize("unit", SERVICES)
 @pytest_twisted.ensureDeferred
-async def test_exec_start_runs_our_plugin_with_options_it_knows(unit: str, tmp_path: Path) -> None:
-    argv = exec_start_argv(unit, tmp_path)
+async def test_exec_start_runs_our_plugin_with_options_it_knows(
+    unit: str, drop_in: bool, tmp_path: Path
+) -> None:
+    argv = exec_start_argv(unit, tmp_path, drop_in)
     assert argv[1:4] == ["-n", "--pidfile=", "copilot-proxy"]
+    if drop_in:
+        assert f"--github-token-file={tmp_path}/github-token" in argv
     # --help goes last, so every option before it is parsed first: an
     # unknown one fails the run.
     out, err, code = await getProcessOutputAndValue(
@@ -155,7 +180,7 @@ def test_services_keep_the_promised_hardening(unit: str) -> None:
         "CapabilityBoundingSet": "",
         "Restart": "on-failure",
         "ExecReload": "/bin/kill -HUP $MAINPID",
-        "LoadCredential": "copilot-token:/etc/copilot-proxy/copilot-token",
+        "User": "copilot-proxy",
     }
     for key, value in expected.items():
         assert found.get(key) == [value], key
@@ -163,6 +188,12 @@ def test_services_keep_the_promised_hardening(unit: str) -> None:
     assert found["MemoryMax"] and found["Type"] == ["simple"]
     # A graceful stop (30 s grace by default) must finish before systemd kills.
     assert float(found["TimeoutStopSec"][0].rstrip("s")) > 30
+
+
+def test_token_drop_in_hands_the_file_over_as_a_credential() -> None:
+    found = directives(DROP_IN)
+    assert found["LoadCredential"] == ["github-token:/etc/copilot-proxy/github-token"]
+    assert found["Environment"] == ["COPILOT_PROXY_CREDENTIAL=--github-token-file=%d/github-token"]
 
 
 def test_socket_hands_its_port_to_the_activated_service() -> None:

@@ -58,6 +58,7 @@ class LimitedChannel(HTTPChannel):
     #: Called with the status of each refusal made here (metrics).
     on_refused: Callable[[int], object] | None = None
     _head_timer: IDelayedCall | None = None
+    _abort_timer: IDelayedCall | None = None
     _awaiting_head = True
     _head_lines = 0
     _head_bytes = 0
@@ -106,6 +107,9 @@ class LimitedChannel(HTTPChannel):
 
     def connectionLost(self, reason: Failure) -> None:  # type: ignore[override]
         self._disarm_head_timer()
+        if self._abort_timer is not None and self._abort_timer.active():
+            self._abort_timer.cancel()
+        self._abort_timer = None
         super().connectionLost(reason)  # type: ignore[no-untyped-call]
 
     # Refusals ----------------------------------------------------------
@@ -159,7 +163,15 @@ class LimitedChannel(HTTPChannel):
         self.persistent = False
         # Close once the answer is flushed, and abort if the client will not
         # let it be (a slowloris does not read either).
-        self.timeoutConnection()  # type: ignore[no-untyped-call]
+        call: Any = self.callLater
+        self._abort_timer = call(self.abortTimeout, self._abort)
+        self.loseConnection()  # type: ignore[no-untyped-call]
+
+    def _abort(self) -> None:
+        self._abort_timer = None
+        transport: Any = self.transport
+        if transport is not None:
+            transport.abortConnection()
 
     # The head deadline -------------------------------------------------
 

@@ -184,9 +184,11 @@ async def test_slowloris_is_dropped_while_a_stream_goes_on(
     from twisted.internet.task import LoopingCall
 
     proxy = _limited(make_proxy, upstream, head_timeout=1.0)
-    headers, body = stream_request(events=40, interval=0.05)
+    headers, body = stream_request(events=60, interval=0.05)
     response, collector = await send(proxy.url + "/chat/completions", b"POST", headers, body)
     slow = await connect(proxy.url)
+    silent = await connect(proxy.url)
+    silent.send(b"GE")
     head = iter([b"GET /models HTTP/1.1\r\n"] + [b"X-Slow-%d: 1\r\n" % i for i in range(1000)])
     # One header line every 0.1 s: each resets an idle timeout, none
     # finishes the head.
@@ -198,6 +200,8 @@ async def test_slowloris_is_dropped_while_a_stream_goes_on(
     finally:
         trickle.stop()
     assert slow.status == 408, slow.answer
+    await timeout(silent.closed, 10)
+    assert silent.status == 408, "half a request line starts the clock too"
     assert not collector.done.called, "the stream should outlive the slow client"
     await timeout(collector.done, 10)
     assert collector.complete and collector.body.endswith(b"data: [DONE]\n\n")

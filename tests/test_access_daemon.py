@@ -131,7 +131,7 @@ async def test_sighup_reloads_keys_without_breaking_a_stream(
                 break
             except ConnectionRefusedError:
                 await deferLater(reactor, 0.05, lambda: None)
-        headers, body = stream_request(events=40, interval=0.05)
+        headers, body = stream_request(events=80, interval=0.05)
         headers["authorization"] = f"Bearer {ALICE}"
         response, collector = await send(url + "/chat/completions", b"POST", headers, body)
         await timeout(collector.first)

@@ -77,14 +77,15 @@ async def test_waiters_are_still_served_when_the_first_client_leaves(
     from twisted.internet import reactor
 
     proxy, _ = _cached(make_proxy, upstream)
-    slow = Headers({b"x-fake-delay": [b"0.5"]})
+    slow = Headers({b"x-fake-delay": [b"30"]})
     leader = Agent(reactor).request(b"GET", (proxy.url + "/models").encode(), slow)
     await until(lambda: len(upstream.fake.received) == 1)
     followers = [
         Deferred.fromCoroutine(fetch(proxy.url + "/models", headers={"x-fake-delay": "0.5"}))
         for _ in range(5)
     ]
-    await until(lambda: len(proxy.service.gate.cache._leaders[(b"/models", b"")]) == 5)
+    waiting = proxy.service.gate.cache._leaders
+    await until(lambda: len(waiting.get((b"/models", b""), [])) == 5)
     leader.cancel()
     leader.addErrback(lambda _: None)
     answers = await timeout(gatherResults(followers), 10)

@@ -275,13 +275,11 @@ class FakeUpstream:
 
     def _answer_later(self, request: Request, seconds: float, body: bytes) -> None:
         def answer() -> None:
-            if not gone:
-                request.write(body)
-                request.finish()
+            request.write(body)
+            request.finish()
 
-        gone: list[object] = []
-        request.notifyFinish().addBoth(gone.append)
-        self.reactor.callLater(seconds, answer)
+        timer = self.reactor.callLater(seconds, answer)
+        request.notifyFinish().addErrback(lambda _: timer.cancel() if timer.active() else None)
 
     def _describe(self, received: Received) -> dict[str, Any]:
         return {

@@ -199,19 +199,22 @@ class CopilotHeaders:
                 return v.decode("latin-1")
         return None
 
-    def apply(self, headers: Headers, payload: object) -> None:
+    def apply(self, headers: Headers, payload: object, request_id: str | None = None) -> None:
         """
         Add the Copilot headers to C{headers}, which already holds what the
         client sent; a header present there is left alone, except
         C{User-Agent}, which every HTTP library sets.
 
         @param payload: the parsed JSON request body (L{parse_json_body}).
+        @param request_id: the C{x-request-id} to send (the access log's id,
+            so both ends can be matched); a fresh one when L{None}.
         """
         for name, value in self.fixed:
             if name in _REPLACED or not headers.hasHeader(name):
                 headers.setRawHeaders(name, [value])
         if not headers.hasHeader(b"x-request-id"):
-            headers.setRawHeaders(b"x-request-id", [self.new_request_id().encode("ascii")])
+            rid = request_id if request_id is not None else self.new_request_id()
+            headers.setRawHeaders(b"x-request-id", [rid.encode("ascii")])
         if not headers.hasHeader(b"x-initiator"):
             headers.setRawHeaders(b"x-initiator", [initiator(payload).encode("ascii")])
         if has_image(payload) and not headers.hasHeader(b"copilot-vision-request"):

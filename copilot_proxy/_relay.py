@@ -233,7 +233,7 @@ class UpstreamRelay(Protocol):
 
     def _upstream_headers(self, authorization: bytes, payload: object) -> Headers:
         headers = upstream_request_headers(self._request.requestHeaders, authorization)
-        self._options.copilot.apply(headers, payload)
+        self._options.copilot.apply(headers, payload, self._request_id)
         return headers
 
     def _got_response(self, response: IResponse) -> None:

@@ -143,6 +143,45 @@ async def test_tool_results_turn_is_sent_as_agent(proxy: Proxy, upstream: Upstre
 
 
 @pytest_twisted.ensureDeferred
+async def test_images_are_translated_and_flagged(proxy: Proxy, upstream: Upstream) -> None:
+    image = {
+        "type": "image",
+        "source": {"type": "base64", "media_type": "image/png", "data": "iVBO"},
+    }
+    content = [{"type": "text", "text": "What is this?"}, image]
+    await fetch(
+        proxy.url + "/v1/messages",
+        b"POST",
+        {},
+        _messages(messages=[{"role": "user", "content": content}]),
+    )
+    received = upstream.fake.received[-1]
+    assert received.header("copilot-vision-request") == "true"
+    assert json.loads(received.body)["messages"][0]["content"][1] == {
+        "type": "image_url",
+        "image_url": {"url": "data:image/png;base64,iVBO"},
+    }
+
+
+@pytest_twisted.ensureDeferred
+async def test_translated_stream_gets_keepalives_between_events(
+    make_proxy: Any, upstream: Upstream
+) -> None:
+    proxy = make_proxy(upstream.url, sse_keepalive=0.1)
+    _, body = await fetch(
+        proxy.url + "/v1/messages",
+        b"POST",
+        {"x-fake-events": "2", "x-fake-interval": "0.5"},
+        _messages(stream=True),
+    )
+    events = [e for e in body.split(b"\n\n") if e]
+    assert b": keep-alive" in events
+    names = [e.split(b"\n")[0] for e in events if e != b": keep-alive"]
+    assert all(n.startswith(b"event: ") for n in names), names
+    assert names[-1] == b"event: message_stop"
+
+
+@pytest_twisted.ensureDeferred
 async def test_sdk_count_tokens_is_answered_by_the_proxy(proxy: Proxy, upstream: Upstream) -> None:
     client = _client(proxy)
     before = len(upstream.fake.received)

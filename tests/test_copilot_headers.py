@@ -116,6 +116,12 @@ def test_client_initiator_wins() -> None:
     assert headers.getRawHeaders(b"x-initiator") == [b"agent"]
 
 
+def test_request_id_can_be_the_callers() -> None:
+    headers = Headers()
+    CopilotHeaders().apply(headers, None, "abc123")
+    assert headers.getRawHeaders(b"x-request-id") == [b"abc123"]
+
+
 def test_request_id_is_fresh_for_every_request() -> None:
     copilot = CopilotHeaders()
     ids = {_apply(copilot, {}, None).getRawHeaders(b"x-request-id")[0] for _ in range(20)}

@@ -19,11 +19,13 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.server import NOT_DONE_YET, Request
 
+from ._anthropic import error_body as anthropic_error
 from ._cache import ResponseCache
 from ._client_keys import KeyStore, presented_keys
 from ._errors import openai_error
 from ._rate_limit import RateLimiter, retry_after
 from ._relay import CLIENT_KEY_ATTRIBUTE, REFUSED, _path_for_log
+from ._routes import Surface, classify
 from ._stream_slots import StreamSlots, Waiter
 
 _log = Logger(namespace="copilot_proxy.access")
@@ -43,9 +45,14 @@ def respond_error(
 ) -> bytes:
     """
     Answer C{request} with a JSON error made by the proxy itself and log it
-    as refused; returns the body for C{render} to return.
+    as refused; returns the body for C{render} to return.  The body has the
+    shape the caller's SDK parses: Anthropic's on the Messages surface,
+    OpenAI's everywhere else.
     """
-    body = openai_error(message, error_type, code)
+    if classify(request.uri) is Surface.OPENAI:
+        body = openai_error(message, error_type, code)
+    else:
+        body = anthropic_error(status, message)
     request.setResponseCode(status)
     request.responseHeaders.removeHeader(b"server")
     request.setHeader(b"content-type", b"application/json")

@@ -206,3 +206,18 @@ async def test_slowloris_is_dropped_while_a_stream_goes_on(
     await timeout(collector.done, 10)
     assert collector.complete and collector.body.endswith(b"data: [DONE]\n\n")
     assert [r.path for r in upstream.fake.received] == ["/chat/completions"]
+
+
+@pytest_twisted.ensureDeferred
+async def test_refusals_on_the_messages_surface_have_the_anthropic_shape(
+    keyed: Any, upstream: Upstream
+) -> None:
+    response, body = await fetch(
+        keyed.url + "/v1/messages", b"POST", {"content-type": "application/json"}, b"{}"
+    )
+    assert response.code == 401
+    assert json.loads(body) == {
+        "type": "error",
+        "error": {"type": "authentication_error", "message": json.loads(body)["error"]["message"]},
+    }
+    assert upstream.fake.received == []

@@ -26,6 +26,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from twisted.application.service import Service
@@ -41,6 +42,10 @@ _log = Logger(namespace="copilot_proxy.token")
 
 # Without a refresh_in hint, renew when this share of the lifetime is gone.
 _LIFETIME_SHARE = 0.8
+
+# The lifetime assumed for a token that looks expired on arrival (a clock
+# ahead of GitHub's) when GitHub gave no refresh_in hint.
+_SKEWED_LIFETIME = 300.0
 
 
 def refresh_delay(now: float, expires_at: float, refresh_in: float | None) -> float:
@@ -270,6 +275,17 @@ class CopilotTokenRefresher(Service):
     def _exchanged(self, token: CopilotToken) -> None:
         self._exchanging = None
         now = self._clock.seconds()
+        if token.expires_at <= now:
+            # A token handed out this instant cannot have expired: this
+            # clock is ahead of GitHub's.  Going by it would renew in a tight
+            # loop, so give the token the lifetime GitHub's hint implies.
+            lifetime = token.refresh_in if token.refresh_in is not None else _SKEWED_LIFETIME
+            _log.warn(
+                "the Copilot token expired before it arrived: is this machine's clock "
+                "ahead? Assuming it lives {lifetime:g} s",
+                lifetime=lifetime,
+            )
+            token = replace(token, expires_at=now + lifetime)
         self._current = token
         self._obtained = now
         self._failures = 0

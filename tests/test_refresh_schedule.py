@@ -311,3 +311,14 @@ def test_static_token_expiry_is_warned_ahead(log_events: list[dict[str, Any]]) -
     assert "copilot-proxy login" in said[0]
     warning.stopService()
     assert clock.getDelayedCalls() == []
+
+
+def test_a_clock_ahead_of_github_does_not_renew_in_a_loop() -> None:
+    clock, exchanges, refresher = _started()
+    exchanges.succeed(lifetime=-600.0, refresh_in=1500.0)  # "expired" 10 min ago
+    assert _result(refresher.authorization()) == b"Bearer tok1"
+    # Taken to live refresh_in seconds, renewed at 80% of that.
+    clock.advance(1199.0)
+    assert len(exchanges.calls) == 1
+    clock.advance(1.0)
+    assert len(exchanges.calls) == 2

@@ -11,6 +11,7 @@ import stat
 import sys
 from itertools import pairwise
 from pathlib import Path
+from typing import Any
 
 import pytest_twisted
 from twisted.internet.utils import getProcessOutputAndValue
@@ -161,3 +162,27 @@ async def test_no_command_or_a_bad_option_is_one_line(tmp_path: Path) -> None:
         out, err, code = await _cli(None, tmp_path, *args)
         assert code != 0
         assert len(err.splitlines()) == 1 and err.startswith("copilot-proxy: "), err
+
+
+@pytest_twisted.ensureDeferred
+async def test_status_goes_through_the_corporate_proxy(
+    reactor: Any, github: GitHub, tmp_path: Path
+) -> None:
+    from ._connect_proxy import ConnectProxy
+
+    proxy = ConnectProxy(reactor)
+    port = reactor.listenTCP(0, proxy.factory, interface="127.0.0.1")
+    try:
+        out, err, code = await _cli(
+            github,
+            tmp_path,
+            "status",
+            COPILOT_GITHUB_TOKEN=GITHUB_TOKEN,
+            http_proxy=f"http://127.0.0.1:{port.getHost().port}",
+        )
+    finally:
+        await port.stopListening()
+    assert code == 0, err
+    assert "GitHub account: octocat" in out
+    targets = {target for method, target, headers in proxy.requests if method == "CONNECT"}
+    assert targets == {github.url.removeprefix("http://")}

@@ -25,7 +25,7 @@ from ._anthropic import MessagesStream, TranslationError
 from ._catalog import ModelCatalog
 from ._copilot_headers import parse_json_body
 from ._models import resolve_model
-from ._relay import COMPLETE, RefuseRequest, UpstreamRelay, upstream_error_text
+from ._relay import COMPLETE, REFUSED, RefuseRequest, UpstreamRelay, upstream_error_text
 from ._routes import Surface, classify
 
 TRANSLATE = "translate"
@@ -200,7 +200,7 @@ class CountTokensRelay(_AnthropicErrors):
         try:
             count = _anthropic.estimate_tokens(parse_json_body(body))
         except TranslationError as e:
-            self._respond_error(400, str(e), "invalid_request", COMPLETE)
+            self._respond_error(400, str(e), "invalid_request", REFUSED)
             return
         answer = json.dumps({"input_tokens": count}).encode()
         request.setResponseCode(200)

@@ -275,6 +275,9 @@ async def test_proxy_errors_use_the_anthropic_shape(make_proxy: Any, upstream: U
     response, body = await fetch(proxy.url + "/v1/messages", b"POST", {}, b"not json")
     assert response.code == 400
     assert json.loads(body)["error"]["type"] == "invalid_request_error"
+    response, body = await fetch(proxy.url + "/v1/messages/count_tokens", b"POST", {}, b"[]")
+    assert response.code == 400
+    assert json.loads(body)["error"]["type"] == "invalid_request_error"
     unreachable = make_proxy("http://127.0.0.1:1")
     response, body = await fetch(unreachable.url + "/v1/messages", b"POST", {}, _messages())
     assert response.code == 502

@@ -204,3 +204,49 @@ def test_surfaces() -> None:
     assert classify(b"/v1/messages/count_tokens") is Surface.COUNT_TOKENS
     assert classify(b"/v1/chat/completions") is Surface.OPENAI
     assert classify(b"/messages") is Surface.OPENAI
+
+
+def test_surface_options_parse() -> None:
+    from copilot_proxy._tap import Options, config_from
+
+    options = Options()
+    options.parseOptions(
+        [
+            "--header",
+            "Editor-Version: vscode/2.0.0",
+            "--header",
+            "openai-intent:",
+            "--sse-keepalive",
+            "0",
+            "--messages-mode",
+            "native",
+            "--model-map",
+            "claude-haiku-9=gpt-4.1",
+            "--model-map",
+            "a=b",
+        ]
+    )
+    config = config_from(options, {"COPILOT_TOKEN": "t"})
+    assert config.headers == (("editor-version", "vscode/2.0.0"), ("openai-intent", ""))
+    assert config.sse_keepalive is None
+    assert config.messages_mode == "native"
+    assert config.model_map == (("claude-haiku-9", "gpt-4.1"), ("a", "b"))
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--header", "Authorization: Bearer x"],
+        ["--header", "nocolon"],
+        ["--messages-mode", "both"],
+        ["--model-map", "nothing"],
+        ["--sse-keepalive", "-3"],
+    ],
+)
+def test_bad_surface_options_are_config_errors(argv: list[str]) -> None:
+    from copilot_proxy._tap import Options, config_from
+
+    options = Options()
+    options.parseOptions(argv)
+    with pytest.raises(ConfigError):
+        config_from(options, {"COPILOT_TOKEN": "t"})

@@ -179,6 +179,14 @@ def _tool_choice(choice: Any) -> tuple[Any, bool | None]:
     return "auto", parallel
 
 
+def _max_tokens_field(model: str) -> str:
+    # GPT-5 and the o-series refuse max_tokens and want max_completion_tokens.
+    name = model.lower()
+    if name.startswith("gpt-5") or (len(name) > 1 and name[0] == "o" and name[1].isdigit()):
+        return "max_completion_tokens"
+    return "max_tokens"
+
+
 def chat_request(body: Any, model: str) -> JSONObject:
     """
     The chat/completions request for a Messages request.
@@ -212,7 +220,7 @@ def chat_request(body: Any, model: str) -> JSONObject:
             raise TranslationError(f"message role must be user or assistant, not {role!r}")
     request: JSONObject = {"model": model, "messages": out}
     if isinstance(body.get("max_tokens"), int):
-        request["max_tokens"] = body["max_tokens"]
+        request[_max_tokens_field(model)] = body["max_tokens"]
     for name in ("temperature", "top_p"):
         if isinstance(body.get(name), (int, float)):
             request[name] = body[name]

@@ -216,6 +216,24 @@ async def test_first_text_delta_arrives_before_upstream_finishes(
 
 
 @pytest_twisted.ensureDeferred
+async def test_client_leaving_a_translated_stream_aborts_upstream(
+    proxy: Proxy, upstream: Upstream
+) -> None:
+    response, collector = await send(
+        proxy.url + "/v1/messages",
+        b"POST",
+        {"x-fake-events": "1000", "x-fake-interval": "0.02"},
+        _messages(stream=True),
+    )
+    await until(lambda: b"text_delta" in collector.body)
+    received = upstream.fake.received[-1]
+    collector.transport.loseConnection()  # type: ignore[attr-defined]
+    await timeout(received.connection_lost, 5)
+    assert received.events_sent < 1000
+    await until(lambda: len(proxy.service._inflight) == 0)
+
+
+@pytest_twisted.ensureDeferred
 async def test_unknown_model_gets_anthropic_error_listing_known_ids(
     proxy: Proxy, upstream: Upstream
 ) -> None:

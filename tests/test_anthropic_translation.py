@@ -151,6 +151,22 @@ def test_request_translation_keeps_what_chat_completions_can_carry() -> None:
 
 
 @pytest.mark.parametrize(
+    ("model", "field"),
+    [
+        ("gpt-5", "max_completion_tokens"),
+        ("gpt-5.1-codex", "max_completion_tokens"),
+        ("o3-mini", "max_completion_tokens"),
+        ("gpt-4o", "max_tokens"),
+        ("claude-sonnet-4", "max_tokens"),
+    ],
+)
+def test_max_tokens_goes_where_the_model_wants_it(model: str, field: str) -> None:
+    request = chat_request({"messages": [], "max_tokens": 7}, model)
+    assert request[field] == 7
+    assert len([k for k in request if k.startswith("max_")]) == 1
+
+
+@pytest.mark.parametrize(
     ("choice", "expected"),
     [
         ({"type": "auto"}, "auto"),

@@ -22,7 +22,7 @@ from twisted.internet.utils import getProcessOutputAndValue
 
 from copilot_proxy._access_config import AccessConfig, is_private_listener
 from copilot_proxy._config import ConfigError
-from copilot_proxy._tap import Options, check_not_open_relay, config_from
+from copilot_proxy._tap import Options, access_from, check_not_open_relay, config_from
 
 from ._helpers import Upstream, fetch, send, stream_request, timeout
 
@@ -164,3 +164,49 @@ async def test_sighup_reloads_keys_without_breaking_a_stream(
     log = b"".join(output).decode()
     assert "reloaded client keys" in log
     assert ALICE not in log and BOB not in log
+
+
+def _access(*argv: str, env: dict[str, str] | None = None) -> AccessConfig:
+    options = Options()
+    options.parseOptions(list(argv))
+    return access_from(options, env or {})
+
+
+def test_access_options_parse_into_settings() -> None:
+    access = _access(
+        *("--client-keys-file", "/etc/keys", "--max-body", "2M", "--header-timeout", "5"),
+        *("--rate-limit", "60/min", "--rate-limit-wait", "--max-queue", "7"),
+        *("--max-streams", "8", "--max-streams-per-key", "2", "--cache-ttl", "0"),
+        env={"PROXY_CLIENT_KEYS": f"{ALICE},{BOB}"},
+    )
+    assert access.keys_file == "/etc/keys" and len(access.env_keys) == 2
+    assert access.limits.max_body == 2 * 1024 * 1024 and access.limits.head_timeout == 5
+    assert access.rate is not None and access.rate.per_second == 1.0
+    assert access.burst == 60, "the burst defaults to the rate's count"
+    assert access.wait and access.max_queue == 7
+    assert (access.max_streams, access.max_streams_per_key, access.cache_ttl) == (8, 2, 0)
+    defaults = _access()
+    assert not defaults.has_keys and defaults.rate is None and defaults.max_streams is None
+    assert defaults.limits.max_body == 16 * 1024 * 1024 and defaults.cache_ttl == 300
+    assert _access("--rate-limit", "2/s", "--burst", "5").burst == 5
+
+
+@pytest.mark.parametrize(
+    ("argv", "env", "message"),
+    [
+        (["--burst", "3"], {}, "--burst needs --rate-limit"),
+        (["--rate-limit", "often"], {}, "--rate-limit"),
+        (["--max-body", "lots"], {}, "--max-body"),
+        (["--max-streams", "0"], {}, "--max-streams must be at least 1"),
+        (["--cache-ttl", "-1"], {}, "--cache-ttl"),
+        (["--header-timeout", "0"], {}, "--header-timeout"),
+        ([], {"PROXY_CLIENT_KEYS": "tinykey"}, "number 1 in PROXY_CLIENT_KEYS"),
+    ],
+)
+def test_bad_access_options_fail_with_a_message(
+    argv: list[str], env: dict[str, str], message: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        _access(*argv, env=env)
+    assert message in str(caught.value)
+    assert "tinykey" not in str(caught.value)

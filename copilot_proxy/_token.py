@@ -8,6 +8,7 @@ or exception message can show them by accident.
 
 from __future__ import annotations
 
+import time
 from typing import Protocol
 
 from twisted.internet.defer import Deferred, succeed
@@ -78,9 +79,19 @@ class StaticToken:
 
     def __init__(self, token: Secret) -> None:
         self._header = b"Bearer " + token.reveal().encode("ascii")
+        self._expiry = token_expiry(token.reveal())
 
     def authorization(self) -> Deferred[bytes]:
         return succeed(self._header)
+
+    def expires_in(self) -> float | None:
+        """Seconds left until the token's C{exp=} time; L{None} if it has none."""
+        return None if self._expiry is None else self._expiry - time.time()
+
+    @property
+    def usable(self) -> bool:
+        """False once the token's C{exp=} time has passed (health turns 503)."""
+        return self._expiry is None or time.time() < self._expiry
 
     def refreshed_after(self, rejected: bytes) -> Deferred[bytes | None]:
         return succeed(None)

@@ -322,3 +322,17 @@ def test_a_clock_ahead_of_github_does_not_renew_in_a_loop() -> None:
     assert len(exchanges.calls) == 1
     clock.advance(1.0)
     assert len(exchanges.calls) == 2
+
+
+def test_static_token_reports_its_expiry_for_health() -> None:
+    import time
+
+    from copilot_proxy._token import StaticToken
+
+    later = StaticToken(Secret(f"tid=a;exp={int(time.time()) + 600};sku=x"))
+    expires_in = later.expires_in()
+    assert later.usable and expires_in is not None and 500 < expires_in <= 600
+    gone = StaticToken(Secret(f"tid=a;exp={int(time.time()) - 1};sku=x"))
+    assert not gone.usable
+    plain = StaticToken(Secret("fake-copilot-token"))
+    assert plain.usable and plain.expires_in() is None

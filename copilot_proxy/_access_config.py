@@ -67,6 +67,21 @@ class AccessConfig:
     def has_keys(self) -> bool:
         return self.keys_file is not None or bool(self.env_keys)
 
+    def summary(self, key_count: int) -> str:
+        """One line for the start log: what this proxy lets through."""
+        parts = [f"{key_count} client key(s)" if key_count else "no client keys"]
+        if self.rate is not None:
+            wait = f", waiting (queue {self.max_queue})" if self.wait else ""
+            parts.append(f"rate limit {self.rate} burst {self.burst} per client{wait}")
+        if self.max_streams is not None:
+            parts.append(f"at most {self.max_streams} streams")
+        if self.max_streams_per_key is not None:
+            parts.append(f"at most {self.max_streams_per_key} streams per client")
+        parts.append(f"bodies up to {self.limits.max_body} bytes")
+        if self.cache_ttl > 0:
+            parts.append(f"GET /models cached {self.cache_ttl:g} s")
+        return "; ".join(parts)
+
 
 def byte_size(name: str, value: str) -> int:
     """Parse a size option: C{16M}, C{512k}, C{1G}, C{1048576} (bytes)."""

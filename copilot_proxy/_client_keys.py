@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import os
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -120,6 +121,14 @@ def read_keys_file(path: str) -> list[ClientKey]:
     except UnicodeDecodeError:
         raise KeyFileError(f"client keys file {path} is not text") from None
     return parse_keys_file(text, path)
+
+
+def readable_by_others(path: str) -> bool:
+    """Whether users other than the owner may read the keys file."""
+    try:
+        return bool(os.stat(path).st_mode & 0o044)
+    except OSError:
+        return False
 
 
 def presented_keys(headers: Headers) -> list[bytes]:

@@ -53,7 +53,8 @@ class Rate:
         return self.count / self.seconds
 
     def __str__(self) -> str:
-        return f"{self.count:g}/{self.seconds:g}s"
+        unit = {1.0: "s", 60.0: "min", 3600.0: "hour", 86400.0: "day"}.get(self.seconds)
+        return f"{self.count:g}/{unit or f'{self.seconds:g}s'}"
 
 
 def parse_rate(text: str) -> Rate:

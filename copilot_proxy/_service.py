@@ -28,7 +28,7 @@ from ._admin import AdminPages
 from ._anthropic_relay import MessagesSettings, route_surfaces
 from ._cache import ResponseCache
 from ._catalog import ModelCatalog
-from ._client_keys import KeyFileError, KeysFromFile
+from ._client_keys import KeyFileError, KeysFromFile, readable_by_others
 from ._config import ConfigError, ProxyConfig, pem_certificates
 from ._copilot_headers import CopilotHeaders
 from ._eager_write import EagerWriteChannel
@@ -229,6 +229,12 @@ def build_gate(
             keys = KeysFromFile(access.keys_file, access.env_keys)
         except KeyFileError as e:
             raise ConfigError(str(e)) from None
+        if access.keys_file is not None and readable_by_others(access.keys_file):
+            _log.warn(
+                "client keys file {path} can be read by other users: chmod 600 it",
+                path=access.keys_file,
+            )
+    _log.info("access: {summary}", summary=access.summary(len(keys) if keys else 0))
     limiter = None
     if access.rate is not None:
         limiter = TokenBuckets(access.rate, access.burst, reactor.seconds)

@@ -221,3 +221,25 @@ async def test_refusals_on_the_messages_surface_have_the_anthropic_shape(
         "error": {"type": "authentication_error", "message": json.loads(body)["error"]["message"]},
     }
     assert upstream.fake.received == []
+
+
+def test_start_log_says_what_gets_through_and_warns_of_a_readable_keys_file(
+    make_proxy: Any, upstream: Upstream, tmp_path: Path, log_events: list[dict[str, Any]]
+) -> None:
+    from copilot_proxy._rate_limit import Rate
+
+    path = tmp_path / "keys"
+    path.write_text(f"{ALICE} alice\n")
+    path.chmod(0o644)
+    make_proxy(upstream.url, access=AccessConfig(keys_file=str(path), rate=Rate(2, 1), burst=4))
+    path.chmod(0o600)
+    make_proxy(upstream.url, access=AccessConfig(keys_file=str(path), max_streams=3))
+    logged = [formatEvent(e) for e in log_events]
+    warnings = [line for line in logged if "can be read by other users" in line]
+    assert len(warnings) == 1 and str(path) in warnings[0]
+    summaries = [line for line in logged if line.startswith("access: ")]
+    assert summaries == [
+        "access: 1 client key(s); rate limit 2/s burst 4 per client; bodies up to 16777216 bytes",
+        "access: 1 client key(s); at most 3 streams; bodies up to 16777216 bytes",
+    ]
+    assert not any(ALICE in line for line in logged)

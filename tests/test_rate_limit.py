@@ -29,7 +29,9 @@ class Clock:
     ],
 )
 def test_rates_parse(text: str, per_second: float) -> None:
-    assert parse_rate(text).per_second == pytest.approx(per_second)
+    rate = parse_rate(text)
+    assert rate.per_second == pytest.approx(per_second)
+    assert parse_rate(str(rate)) == rate
 
 
 @pytest.mark.parametrize("text", ["60", "/min", "0/s", "5/fortnight", "-1/s", "1/0s"])

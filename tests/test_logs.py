@@ -240,3 +240,71 @@ async def test_no_token_in_any_log_line_or_error_body(
         assert ACCEPTED_TOKEN not in json_line(event)
         assert ACCEPTED_TOKEN not in (formatEvent(event) or "")
         assert ACCEPTED_TOKEN not in repr(event)
+
+
+@pytest_twisted.ensureDeferred
+async def test_no_github_or_copilot_token_in_logs_bodies_or_health_on_a_github_login(
+    reactor: Any, upstream: Upstream, github: Any, tmp_path: Path, log_events: list[dict[str, Any]]
+) -> None:
+    from copilot_proxy._config import ProxyConfig, upstream_base
+    from copilot_proxy._credentials import (
+        CredentialSettings,
+        find_credential,
+        github_token_reader,
+    )
+    from copilot_proxy._daemon import build_daemon
+    from copilot_proxy._github import GitHubAPI
+    from copilot_proxy.testing.fake_github import GITHUB_TOKEN
+
+    token_file = tmp_path / "github-token"
+    token_file.write_text(GITHUB_TOKEN + "\n")
+    settings = CredentialSettings.from_options(
+        {"HOME": str(tmp_path)}, github_token_file=str(token_file)
+    )
+    fatal: list[str] = []
+    daemon = build_daemon(
+        reactor,
+        ProxyConfig(listen="tcp:0:interface=127.0.0.1", upstream=upstream_base(upstream.url)),
+        find_credential(settings),
+        github_token_reader(settings),
+        GitHubAPI(reactor, github.url, github.url, timeout=5.0),
+        follow_api=True,
+        on_fatal=fatal.append,
+    )
+    daemon.top.startService()
+    try:
+        assert daemon.refresher is not None
+        await timeout(daemon.refresher.ready())
+        url = f"http://127.0.0.1:{daemon.proxy.port.getHost().port}"
+        bodies = []
+        for path, method, headers in [
+            ("/chat/completions", b"POST", {"x-fake-status": "429"}),
+            ("/chat/completions", b"POST", {"x-fake-status": "500"}),
+            ("/_proxy/healthz", b"PUT", {}),
+            ("/_proxy/nope", b"GET", {}),
+            ("//evil.example/x", b"GET", {}),
+        ]:
+            response, collector = await send(url + path, method, headers, b"{}")
+            await timeout(collector.done)
+            assert response.code >= 400, path
+            bodies.append(collector.body)
+        headers, body = stream_request(events=2)
+        await fetch(url + "/chat/completions", b"POST", headers, body)
+        response, health = await fetch(url + "/_proxy/healthz")
+        assert response.code == 200
+        token_info = json.loads(health)["token"]
+        assert token_info["source"] == "github"
+        assert 0 < token_info["expires_in_s"] <= github.fake.lifetime
+        _, metrics = await fetch(url + "/_proxy/metrics")
+    finally:
+        await daemon.top.stopService()
+    assert not fatal
+    secrets = [GITHUB_TOKEN, *github.fake.issued]
+    assert len(secrets) > 1
+    shown = [*bodies, health, metrics]
+    for secret in secrets:
+        for text in shown:
+            assert secret.encode() not in text
+        for event in log_events:
+            assert secret not in json_line(event)
+            assert secret not in (formatEvent(event) or "")

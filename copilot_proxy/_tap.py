@@ -39,6 +39,7 @@ from ._github import GitHubAPI
 from ._logformat import ReopenableFile
 from ._models import parse_model_map
 from ._proxy_env import ForwardProxy, ProxySettingError, forward_proxy_for, proxy_chooser
+from ._sd_notify import SystemdNotifier
 from ._version import __version__
 from ._workers import ParentWatch, WorkerPool, listen_fd, worker_argv, worker_count
 
@@ -673,11 +674,17 @@ def makeService(options: Options) -> IService:
             workers - 1,
             daemon.proxy.port.fileno(),  # type: ignore[attr-defined]
             worker_argv(sys.executable, _worker_logging(options, destination), options.argv),
-            env,
+            # Only the main process speaks to systemd (NotifyAccess=main).
+            {k: v for k, v in env.items() if k != "NOTIFY_SOCKET"},
             kill_after=config.shutdown_grace + 10,
         )
         pool.setServiceParent(top)  # type: ignore[no-untyped-call]
         reload.add(lambda: pool.signal_all("HUP"))
+    notify_socket = env.get("NOTIFY_SOCKET", "").strip()
+    if notify_socket and inherited is None:
+        # Added last, so that it stops first: STOPPING=1 as the stop begins.
+        ready = daemon.refresher.ready() if daemon.refresher is not None else None
+        SystemdNotifier(reactor, notify_socket, ready).setServiceParent(top)  # type: ignore[no-untyped-call]
     if inherited is not None:
         # A worker: stop (gracefully) when the process that started it is gone.
         watch = ParentWatch(reactor, 0, lambda: _stop_reactor(reactor))

@@ -20,11 +20,11 @@ import pytest
 import pytest_twisted
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
-from twisted.internet.protocol import ProcessProtocol
+from twisted.internet.protocol import DatagramProtocol, ProcessProtocol
 from twisted.internet.task import deferLater
 from twisted.internet.utils import getProcessOutputAndValue
 
-from ._helpers import Upstream, fetch, send, stream_request, timeout
+from ._helpers import Upstream, fetch, send, stream_request, timeout, until
 
 UNITS = Path(__file__).resolve().parent.parent / "contrib" / "systemd"
 SERVICES = ("copilot-proxy.service", "copilot-proxy-activated.service")
@@ -185,7 +185,7 @@ def test_services_keep_the_promised_hardening(unit: str) -> None:
     for key, value in expected.items():
         assert found.get(key) == [value], key
     assert "@system-service" in found["SystemCallFilter"]
-    assert found["MemoryMax"] and found["Type"] == ["simple"]
+    assert found["MemoryMax"]
     # A graceful stop (30 s grace by default) must finish before systemd kills.
     assert float(found["TimeoutStopSec"][0].rstrip("s")) > 30
 
@@ -218,7 +218,9 @@ class _Twistd(ProcessProtocol):
         self.ended.callback(reason.value.exitCode)
 
 
-def _activated(listener: socket.socket, upstream: Upstream, token_file: Path) -> Any:
+def _activated(
+    listener: socket.socket, upstream: Upstream, token_file: Path, **extra_env: str
+) -> Any:
     """
     Start the proxy the way systemd starts copilot-proxy-activated.service:
     the listening socket as fd 3 and C{LISTEN_PID} naming the process itself
@@ -226,7 +228,7 @@ def _activated(listener: socket.socket, upstream: Upstream, token_file: Path) ->
     """
     protocol = _Twistd()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("COPILOT_", "PROXY_"))}
-    env.update(LISTEN_FDS="1", LISTEN_FDNAMES="copilot-proxy.socket")
+    env.update(LISTEN_FDS="1", LISTEN_FDNAMES="copilot-proxy.socket", **extra_env)
     twistd = [TWISTD, "-n", "--pidfile=", "copilot-proxy"]
     options = ["--port", "systemd:domain=INET:index=0", "--upstream", upstream.url]
     options += ["--token-file", str(token_file)]
@@ -312,3 +314,91 @@ async def test_reload_signal_keeps_the_service_serving(upstream: Upstream, tmp_p
         if not run.ended.called:
             process.signalProcess("KILL")
         listener.close()
+
+
+# Type=notify -----------------------------------------------------------------
+
+
+class _NotifySocket(DatagramProtocol):
+    """The service manager's end of $NOTIFY_SOCKET: collects messages."""
+
+    def __init__(self) -> None:
+        self.messages: list[str] = []
+
+    def datagramReceived(self, datagram: bytes, addr: Any) -> None:
+        self.messages.append(datagram.decode())
+
+
+@pytest.mark.parametrize("unit", SERVICES)
+def test_services_are_type_notify(unit: str) -> None:
+    assert directives(unit)["Type"] == ["notify"]
+
+
+@pytest_twisted.ensureDeferred
+async def test_ready_is_notified_once_serving_and_stopping_at_sigterm(
+    upstream: Upstream, tmp_path: Path
+) -> None:
+    notify = _NotifySocket()
+    address = str(tmp_path / "notify")
+    port_ = reactor.listenUNIXDatagram(address, notify)
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(128)
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    token_file = tmp_path / "copilot-token"
+    token_file.write_text(TOKEN + "\n")
+    process, run = _activated(listener, upstream, token_file, NOTIFY_SOCKET=address)
+    try:
+        await until(lambda: bool(notify.messages), seconds=20)
+        assert notify.messages[0].split("\n")[0] == "READY=1"
+        response, _ = await fetch(url + "/_proxy/healthz")
+        assert response.code == 200
+        process.signalProcess("TERM")
+        assert await timeout(run.ended, 20) == 0
+        assert any(m.startswith("STOPPING=1") for m in notify.messages[1:]), notify.messages
+    finally:
+        if not run.ended.called:
+            process.signalProcess("KILL")
+        listener.close()
+        await port_.stopListening()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_start_that_fails_never_reports_ready(
+    upstream: Upstream, github: Any, tmp_path: Path
+) -> None:
+    from copilot_proxy.testing.fake_github import GITHUB_TOKEN
+
+    github.fake.revoke(GITHUB_TOKEN)
+    notify = _NotifySocket()
+    address = str(tmp_path / "notify")
+    port_ = reactor.listenUNIXDatagram(address, notify)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("COPILOT_", "PROXY_"))}
+    env.pop("STATE_DIRECTORY", None)
+    env.update(
+        HOME=str(tmp_path),
+        XDG_CONFIG_HOME=str(tmp_path / "config"),
+        COPILOT_GITHUB_TOKEN=GITHUB_TOKEN,
+        NOTIFY_SOCKET=address,
+    )
+    try:
+        out, err, code = await timeout(
+            getProcessOutputAndValue(
+                TWISTD,
+                [
+                    "-n",
+                    "--pidfile=",
+                    "copilot-proxy",
+                    "--port",
+                    "0",
+                    "--github-api-url",
+                    github.url,
+                ],
+                env=env,
+            ),
+            30,
+        )
+    finally:
+        await port_.stopListening()
+    assert code == 1, (out, err)
+    assert not any(m.startswith("READY=1") for m in notify.messages), notify.messages

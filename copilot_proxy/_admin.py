@@ -9,6 +9,7 @@ Copilot API path uses, so they cannot shadow an upstream path.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 
 from twisted.internet.interfaces import IReactorTime
@@ -34,13 +35,15 @@ class AdminPages:
         self,
         prefix: bytes,
         reactor: IReactorTime,
-        upstream: bytes,
+        upstream: Callable[[], bytes],
         tokens: object,
         in_flight: Callable[[], int],
         metrics: ProxyMetrics,
         keys: KeyStore | None = None,
     ) -> None:
         """
+        @param upstream: the upstream base URL in use now (it follows the API
+            host a Copilot token names).
         @param keys: the client keys; when any are configured, every page but
             health requires one (health stays open for load balancers and
             init systems, and shows nothing secret).
@@ -49,7 +52,7 @@ class AdminPages:
         self._keys = keys
         self._reactor = reactor
         self._started = reactor.seconds()
-        self._upstream = upstream.decode("ascii")
+        self._upstream = upstream
         self._tokens = tokens
         self._in_flight = in_flight
         self._metrics = metrics
@@ -69,8 +72,10 @@ class AdminPages:
             "status": "ok" if usable else "token_unavailable",
             "version": __version__,
             "uptime_s": round(self._reactor.seconds() - self._started, 3),
+            # With --workers, which process answered.
+            "pid": os.getpid(),
             "in_flight": self._in_flight(),
-            "upstream": self._upstream,
+            "upstream": self._upstream().decode("ascii"),
             "token": {
                 "source": str(getattr(self._tokens, "source", "unknown")),
                 "expires_in_s": None if expires_in is None else round(expires_in, 1),

@@ -306,7 +306,7 @@ def build_proxy(
     admin = AdminPages(
         config.admin_prefix,
         reactor,
-        config.upstream,
+        lambda: upstream.base,
         tokens,
         inflight.__len__,
         metrics,

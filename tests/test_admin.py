@@ -6,6 +6,7 @@ and never forwarded; and the access log line's fields.
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
 import pytest
@@ -64,6 +65,7 @@ async def test_healthz_reports_state_without_forwarding_or_token(
     assert health["status"] == "ok"
     assert health["version"] == __version__
     assert health["uptime_s"] >= 0
+    assert health["pid"] == os.getpid()
     assert health["in_flight"] == 0
     assert health["upstream"] == upstream.url
     assert health["token"] == {"source": "static", "expires_in_s": None}

@@ -25,6 +25,7 @@ from copilot_proxy.testing.fake_upstream import ACCEPTED_TOKEN
 from ._helpers import Proxy, Upstream, fetch, send, stream_request, timeout, until
 
 TWISTD = str(Path(sys.executable).with_name("twistd"))
+NOWHERE = "http://127.0.0.1:9"
 
 
 # The JSON line format ------------------------------------------------------
@@ -264,7 +265,9 @@ async def test_no_github_or_copilot_token_in_logs_bodies_or_health_on_a_github_l
     fatal: list[str] = []
     daemon = build_daemon(
         reactor,
-        ProxyConfig(listen="tcp:0:interface=127.0.0.1", upstream=upstream_base(upstream.url)),
+        # A closed port: requests reach the fake only by following the API
+        # host the Copilot token names.
+        ProxyConfig(listen="tcp:0:interface=127.0.0.1", upstream=upstream_base(NOWHERE)),
         find_credential(settings),
         github_token_reader(settings),
         GitHubAPI(reactor, github.url, github.url, timeout=5.0),
@@ -292,6 +295,7 @@ async def test_no_github_or_copilot_token_in_logs_bodies_or_health_on_a_github_l
         await fetch(url + "/chat/completions", b"POST", headers, body)
         response, health = await fetch(url + "/_proxy/healthz")
         assert response.code == 200
+        assert json.loads(health)["upstream"] == upstream.url
         token_info = json.loads(health)["token"]
         assert token_info["source"] == "github"
         assert 0 < token_info["expires_in_s"] <= github.fake.lifetime

@@ -16,7 +16,6 @@ from typing import Any
 
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
-from twisted.python.failure import Failure
 from twisted.web.server import NOT_DONE_YET, Request
 
 from ._anthropic import error_body as anthropic_error
@@ -26,7 +25,7 @@ from ._errors import openai_error
 from ._rate_limit import RateLimiter, retry_after
 from ._relay import CLIENT_KEY_ATTRIBUTE, REFUSED, _path_for_log
 from ._routes import Surface, classify
-from ._stream_slots import StreamSlots, Waiter
+from ._stream_slots import StreamSlots
 
 _log = Logger(namespace="copilot_proxy.access")
 
@@ -118,12 +117,32 @@ class AccessGate:
         self.slots = slots
         self._wait = wait
         self._max_queue = max_queue
-        self._rate_waiting = 0
+        # Each waiting request, with what takes it out of its queue.
+        self._queued: dict[Request, Callable[[], None]] = {}
 
     @property
     def waiting(self) -> int:
         """How many requests wait for their turn right now."""
-        return self._rate_waiting + (len(self.slots) if self.slots is not None else 0)
+        return len(self._queued)
+
+    def refuse_waiting(self) -> None:
+        """
+        Answer every waiting request 503 (the proxy is stopping): they would
+        otherwise be cut without an answer when the connections close.
+        """
+        for request, leave in list(self._queued.items()):
+            leave()
+            _write_late(
+                request,
+                respond_error(
+                    request,
+                    503,
+                    "the proxy is restarting or stopping; retry in a moment",
+                    "proxy_error",
+                    "shutting_down",
+                    {b"retry-after": b"1"},
+                ),
+            )
 
     def admit(self, request: Request, forward: Callable[[Request], None]) -> bytes | int:
         """
@@ -183,24 +202,23 @@ class AccessGate:
         assert self._limiter is not None
         limiter = self._limiter
         delay = limiter.reserve(client)
-        self._rate_waiting += 1
-        finished = request.notifyFinish()
 
         def go() -> None:
-            self._rate_waiting -= 1
+            del self._queued[request]
             if request.channel is None:
                 return
             _write_late(request, self._after_rate(request, client, forward))
 
         timer = self._reactor.callLater(delay, go)
 
-        def gone(failure: Failure) -> None:
+        def leave() -> None:
             if timer.active():
                 timer.cancel()
-                self._rate_waiting -= 1
+                del self._queued[request]
                 limiter.refund(client)
 
-        finished.addErrback(gone)
+        self._queued[request] = leave
+        request.notifyFinish().addErrback(lambda _: leave())
 
     # Stream slots ------------------------------------------------------
 
@@ -221,17 +239,22 @@ class AccessGate:
                 "too many requests in flight for this proxy or this client",
                 "too_many_streams",
             )
-        finished = request.notifyFinish()
-        waiter: list[Waiter] = []
 
         def go() -> None:
+            self._queued.pop(request, None)
             if request.channel is None:
                 slots.release(client)
                 return
             self._hold(request, slots, client, forward)
 
-        waiter.append(slots.wait(client, go))
-        finished.addErrback(lambda _: slots.cancel(waiter[0]))
+        waiter = slots.wait(client, go)
+
+        def leave() -> None:
+            if self._queued.pop(request, None) is not None:
+                slots.cancel(waiter)
+
+        self._queued[request] = leave
+        request.notifyFinish().addErrback(lambda _: leave())
         return NOT_DONE_YET
 
     def _hold(

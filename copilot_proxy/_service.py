@@ -163,6 +163,8 @@ class ProxyService(Service):
     def stopService(self) -> Any:
         super().stopService()  # type: ignore[no-untyped-call]
         yield self.port.stopListening()
+        if self.gate is not None:
+            self.gate.refuse_waiting()
         if len(self._inflight):
             _log.info(
                 "stopping: waiting up to {grace:g} s for {n} stream(s) to finish",

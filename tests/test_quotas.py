@@ -196,3 +196,32 @@ async def test_slots_are_released_when_clients_leave_or_upstream_fails(
     assert response.code == 503
     assert response.headers.getRawHeaders(b"retry-after") == [b"7"]
     await until(lambda: proxy.service.gate.slots.in_flight == 0)
+
+
+@pytest_twisted.ensureDeferred
+async def test_stopping_answers_waiting_requests_503_and_lets_streams_finish(
+    make_proxy: Any, upstream: Upstream
+) -> None:
+    proxy = make_proxy(
+        upstream.url,
+        access=AccessConfig(max_streams=1, rate=Rate(1, 3600), burst=2, wait=True),
+        shutdown_grace=10,
+    )
+    gate = proxy.service.gate
+    headers, body = stream_request(events=30, interval=0.02)
+    response, stream = await send(proxy.url + "/chat/completions", b"POST", headers, body)
+    await timeout(stream.first)
+    for_slot = Deferred.fromCoroutine(fetch(proxy.url + "/models"))
+    await until(lambda: gate.waiting == 1)
+    for_token = Deferred.fromCoroutine(fetch(proxy.url + "/models"))
+    await until(lambda: gate.waiting == 2)
+    stopped = proxy.service.stopService()
+    for waited in (for_slot, for_token):
+        answer, text = await timeout(waited)
+        assert answer.code == 503
+        assert answer.headers.getRawHeaders(b"retry-after") == [b"1"]
+        assert json.loads(text)["error"]["code"] == "shutting_down"
+    await timeout(stream.done)
+    assert stream.complete
+    await timeout(stopped, 10)
+    assert len(upstream.fake.received) == 1

@@ -15,6 +15,10 @@ if TYPE_CHECKING:
 
 DEFAULT_UPSTREAM = "https://api.individual.githubcopilot.com"
 DEFAULT_PORT = "8080"
+
+# Pending connections the kernel queues for accept() on a bare --port (the
+# kernel caps it at net.core.somaxconn).
+LISTEN_BACKLOG = 1024
 DEFAULT_ADMIN_PREFIX = "/_proxy/"
 
 
@@ -62,7 +66,9 @@ def listen_description(port: str) -> str:
 
     A bare number means TCP on 127.0.0.1 only: the proxy hands out a paid
     credential and must not be reachable from elsewhere unless asked to be.
-    Anything else is taken as an endpoint description and checked when the
+    Its accept queue holds L{LISTEN_BACKLOG} connections, not Twisted's 50: a
+    burst of new clients beyond the queue has its SYNs dropped and retried
+    after 1, 3, 7 s.  Anything else is taken as an endpoint description and checked when the
     listener is built.
     """
     port = port.strip()
@@ -70,7 +76,7 @@ def listen_description(port: str) -> str:
         number = int(port)
         if not 0 <= number <= 65535:
             raise ConfigError(f"--port {port} is not a TCP port number (0-65535)")
-        return f"tcp:{number}:interface=127.0.0.1"
+        return f"tcp:{number}:interface=127.0.0.1:backlog={LISTEN_BACKLOG}"
     if not port:
         raise ConfigError("--port is empty: give a port number or an endpoint description")
     return port

@@ -41,7 +41,14 @@ from ._models import parse_model_map
 from ._proxy_env import ForwardProxy, ProxySettingError, forward_proxy_for, proxy_chooser
 from ._sd_notify import SystemdNotifier
 from ._version import __version__
-from ._workers import ParentWatch, WorkerPool, listen_fd, worker_argv, worker_count
+from ._workers import (
+    ParentWatch,
+    WorkerPool,
+    accept_in_turns,
+    listen_fd,
+    worker_argv,
+    worker_count,
+)
 
 _log = Logger(namespace="copilot_proxy")
 
@@ -668,6 +675,8 @@ def makeService(options: Options) -> IService:
     if daemon.refresher is not None:
         report = _ReportStartWhenReady(getattr(options, "parent", None), daemon.refresher.ready())
         report.setServiceParent(top)  # type: ignore[no-untyped-call]
+    if workers > 1 or inherited is not None:
+        accept_in_turns(daemon.proxy.port)
     if workers > 1:
         pool = WorkerPool(
             reactor,

@@ -78,7 +78,7 @@ def test_a_public_listener_without_keys_is_refused_unless_allowed() -> None:
     check_not_open_relay(options, AccessConfig(keys_file="k"), "tcp:8080", Host())
     options.parseOptions(["--allow-unauthenticated"])
     check_not_open_relay(options, AccessConfig(), "tcp:8080", Host())
-    assert config_from(options, {}).listen == "tcp:8080:interface=127.0.0.1"
+    assert config_from(options, {}).listen == "tcp:8080:interface=127.0.0.1:backlog=1024"
 
 
 @pytest_twisted.ensureDeferred

@@ -88,7 +88,7 @@ def test_forwarded_headers_never_carry_hop_by_hop_or_client_credentials(
 
 
 def test_bare_port_listens_on_loopback_only() -> None:
-    assert listen_description("8080") == "tcp:8080:interface=127.0.0.1"
+    assert listen_description("8080") == "tcp:8080:interface=127.0.0.1:backlog=1024"
     assert listen_description("tcp:8080:interface=::1") == "tcp:8080:interface=::1"
     with pytest.raises(ConfigError):
         listen_description("70000")

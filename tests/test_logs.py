@@ -312,3 +312,54 @@ async def test_no_github_or_copilot_token_in_logs_bodies_or_health_on_a_github_l
         for event in log_events:
             assert secret not in json_line(event)
             assert secret not in (formatEvent(event) or "")
+
+
+@pytest_twisted.ensureDeferred
+async def test_foreground_json_logs_go_to_stdout_one_object_per_line(
+    reactor: Any, upstream: Upstream
+) -> None:
+    from twisted.internet.defer import Deferred
+    from twisted.internet.error import ConnectionRefusedError
+    from twisted.internet.protocol import ProcessProtocol
+    from twisted.internet.task import deferLater
+
+    out: list[bytes] = []
+    err: list[bytes] = []
+    ended: Deferred[int] = Deferred()
+
+    class Run(ProcessProtocol):
+        def outReceived(self, data: bytes) -> None:
+            out.append(data)
+
+        def errReceived(self, data: bytes) -> None:
+            err.append(data)
+
+        def processEnded(self, reason: Any) -> None:
+            ended.callback(reason.value.exitCode)
+
+    port = _free_port()
+    argv = [TWISTD, "-n", "--pidfile=", "copilot-proxy", "--port", str(port)]
+    argv += ["--upstream", upstream.url, "--log-format", "json"]
+    process = reactor.spawnProcess(
+        Run(), TWISTD, argv, env={**_env(), "COPILOT_TOKEN": ACCEPTED_TOKEN}
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(400):
+            try:
+                await fetch(url + "/_proxy/healthz")
+                break
+            except ConnectionRefusedError:
+                await deferLater(reactor, 0.05, lambda: None)
+        headers, body = stream_request(events=2)
+        await fetch(url + "/chat/completions", b"POST", headers, body)
+        await until(lambda: b"copilot_proxy.access" in b"".join(out), seconds=10)
+    finally:
+        process.signalProcess("TERM")
+        assert await timeout(ended, 20) == 0
+    lines = [json.loads(line) for line in b"".join(out).decode().splitlines()]
+    assert {"time", "level", "namespace", "message"} <= set(lines[0])
+    (access,) = _access(lines)
+    assert access["status"] == 200 and access["model"] == "gpt-4o"
+    assert any(line["message"].startswith("copilot-proxy ") for line in lines)
+    assert ACCEPTED_TOKEN not in b"".join(out + err).decode()

@@ -181,6 +181,7 @@ def test_services_keep_the_promised_hardening(unit: str) -> None:
         "Restart": "on-failure",
         "ExecReload": "/bin/kill -HUP $MAINPID",
         "User": "copilot-proxy",
+        "SystemCallErrorNumber": "EPERM",
     }
     for key, value in expected.items():
         assert found.get(key) == [value], key

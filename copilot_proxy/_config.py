@@ -101,7 +101,10 @@ def upstream_base(url: str) -> bytes:
         parts.port  # noqa: B018 - raises ValueError on a bad port
     except ValueError:
         raise ConfigError(f"upstream URL {url!r} has an invalid port") from None
-    return f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}".encode("ascii")
+    base = f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}"
+    if not base.isascii():
+        raise ConfigError(f"upstream URL {url!r} must be ASCII (punycode and %-escapes)")
+    return base.encode("ascii")
 
 
 def positive_seconds(name: str, value: str | float) -> float:

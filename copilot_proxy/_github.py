@@ -14,6 +14,7 @@ later) and L{GitHubRefused} (this GitHub token will not work: log in again).
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -123,7 +124,20 @@ def parse_copilot_token(body: Any) -> CopilotToken:
             api = upstream_base(endpoints["api"])
         except ConfigError:
             api = None
-    return CopilotToken(Secret(token), float(expires_at), refresh_in, api)
+    expiry = _finite(expires_at)
+    if expiry is None:
+        raise GitHubUnavailable("the Copilot token exchange answered an absurd expiry")
+    hint = None if refresh_in is None else _finite(refresh_in)
+    return CopilotToken(Secret(token), expiry, hint, api)
+
+
+def _finite(number: float) -> float | None:
+    """C{number} as a finite float, or L{None} (JSON allows 1e999 and NaN)."""
+    try:
+        value = float(number)
+    except OverflowError:
+        return None
+    return value if math.isfinite(value) else None
 
 
 def _one_line(text: str) -> str:

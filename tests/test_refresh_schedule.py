@@ -5,6 +5,7 @@ who waits and who does not, and what a refused GitHub token does.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import pytest
@@ -336,3 +337,58 @@ def test_static_token_reports_its_expiry_for_health() -> None:
     assert not gone.usable
     plain = StaticToken(Secret("fake-copilot-token"))
     assert plain.usable and plain.expires_in() is None
+
+
+_json = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.floats()
+    | st.integers()
+    | st.integers(min_value=10**308, max_value=10**400)
+    | st.text(),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner, max_size=3),
+    max_leaves=10,
+)
+
+
+@given(st.text())
+def test_token_expiry_never_raises(token: str) -> None:
+    expiry = token_expiry(token)
+    assert expiry is None or isinstance(expiry, float)
+
+
+@given(
+    body=st.fixed_dictionaries(
+        {},
+        optional={
+            "token": st.text() | _json,
+            "expires_at": _json,
+            "refresh_in": _json,
+            "endpoints": st.fixed_dictionaries(
+                {}, optional={"api": st.text().map("https://".__add__) | st.text() | _json}
+            ),
+        },
+    )
+)
+def test_any_exchange_answer_parses_or_fails_with_a_github_error(body: dict[str, Any]) -> None:
+    from copilot_proxy._github import parse_copilot_token
+
+    try:
+        token = parse_copilot_token(body)
+    except GitHubUnavailable as e:
+        assert "\n" not in str(e)
+        return
+    assert token.authorization.startswith(b"Bearer ")
+    assert math.isfinite(token.expires_at)
+    assert token.refresh_in is None or 0 < token.refresh_in < math.inf
+    assert token.api is None or token.api.startswith((b"https://", b"http://"))
+
+
+def test_an_unusable_api_endpoint_is_ignored_not_fatal() -> None:
+    from copilot_proxy._github import parse_copilot_token
+
+    for api in ("http://é.example", "ftp://x", "https://", "https://h/?q=1"):
+        body = {"token": "t", "expires_at": 5, "endpoints": {"api": api}}
+        assert parse_copilot_token(body).api is None
+    body = {"token": "t", "expires_at": 5, "endpoints": {"api": "https://api.x.example/"}}
+    assert parse_copilot_token(body).api == b"https://api.x.example"

@@ -67,11 +67,14 @@ def _no_cache(request: Request) -> bool:
 
 class ResponseCache:
     """
-    The cache of one proxy (so of one upstream base).
+    The cache of one proxy.
 
     @param ttl: seconds an entry is served.
     @param on_lookup: called with C{True} for a hit, C{False} for a miss
         (metrics).
+    @param base: the upstream base URL in use now, part of every key: it
+        can change while the proxy runs (it follows the Copilot token's API
+        host), and one API's answer must not be served for another.
     """
 
     def __init__(
@@ -79,10 +82,12 @@ class ResponseCache:
         reactor: IReactorTime,
         ttl: float,
         on_lookup: Callable[[bool], None] | None = None,
+        base: Callable[[], bytes] = lambda: b"",
     ) -> None:
         self._reactor = reactor
         self.ttl = ttl
         self._on_lookup = on_lookup
+        self._base = base
         self._entries: OrderedDict[_Key, _Entry] = OrderedDict()
         self._leaders: dict[_Key, list[tuple[Request, Callable[[Request], None]]]] = {}
 
@@ -94,7 +99,7 @@ class ResponseCache:
         if target.partition(b"?")[0].rstrip(b"/") not in CACHEABLE_PATHS:
             return None
         encoding = b",".join(request.requestHeaders.getRawHeaders(b"accept-encoding", ()))
-        return target, encoding.replace(b" ", b"").lower()
+        return self._base() + target, encoding.replace(b" ", b"").lower()
 
     def serve(self, request: Request, go_upstream: Callable[[Request], None]) -> bool:
         """

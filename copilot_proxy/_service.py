@@ -217,11 +217,15 @@ def listen(reactor: Any, description: str, site: ProxySite) -> IListeningPort:
 
 
 def build_gate(
-    reactor: Any, access: AccessConfig, metrics: ProxyMetrics | None = None
+    reactor: Any,
+    access: AccessConfig,
+    metrics: ProxyMetrics | None = None,
+    upstream: Upstream | None = None,
 ) -> AccessGate:
     """
     The access checks and the response cache from validated settings;
-    refusals and cache lookups are counted in C{metrics}.
+    refusals and cache lookups are counted in C{metrics}.  Cache keys hold
+    C{upstream}'s base URL as it is at each request.
 
     @raise ConfigError: when the client keys file cannot be used.
     """
@@ -259,7 +263,12 @@ def build_gate(
             def on_lookup(hit: bool) -> None:
                 recorder.cache_lookup("models", hit)
 
-        cache = ResponseCache(reactor, access.cache_ttl, on_lookup)
+        used = upstream
+
+        def base() -> bytes:
+            return used.base if used is not None else b""
+
+        cache = ResponseCache(reactor, access.cache_ttl, on_lookup, base)
     return AccessGate(
         reactor, keys, limiter, slots, access.wait, access.max_queue, on_refused, cache
     )
@@ -304,7 +313,7 @@ def build_proxy(
         (upstream, tokens, reactor, config.idle_timeout, inflight, metrics, options),
         MessagesSettings(catalog, config.messages_mode, dict(config.model_map)),
     )
-    gate = build_gate(reactor, access, metrics)
+    gate = build_gate(reactor, access, metrics, upstream)
     admin = AdminPages(
         config.admin_prefix,
         reactor,

@@ -85,7 +85,8 @@ async def test_waiters_are_still_served_when_the_first_client_leaves(
         for _ in range(5)
     ]
     waiting = proxy.service.gate.cache._leaders
-    await until(lambda: len(waiting.get((b"/models", b""), [])) == 5)
+    key = (upstream.url.encode() + b"/models", b"")
+    await until(lambda: len(waiting.get(key, [])) == 5)
     leader.cancel()
     leader.addErrback(lambda _: None)
     answers = await timeout(gatherResults(followers), 10)
@@ -177,3 +178,16 @@ async def test_metrics_count_cache_hits_and_the_proxys_own_429s(
     assert 'copilot_proxy_cache_lookups_total{cache="models",result="hit"} 2.0' in lines
     assert 'copilot_proxy_cache_lookups_total{cache="models",result="miss"} 1.0' in lines
     assert 'copilot_proxy_rate_limited_total{by="proxy"} 1.0' in lines
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_answer_is_not_served_for_another_upstream_base(
+    make_proxy: Any, upstream: Upstream
+) -> None:
+    proxy, _ = _cached(make_proxy, upstream)
+    await fetch(proxy.url + "/models")
+    # The base follows the Copilot token's API host, so it may change live.
+    proxy.service._upstream.base = upstream.url.encode() + b"/other-api"
+    response, _ = await fetch(proxy.url + "/models")
+    assert not response.headers.hasHeader(b"age")
+    assert [r.path for r in upstream.fake.received] == ["/models", "/other-api/models"]

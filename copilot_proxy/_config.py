@@ -44,6 +44,8 @@ class ProxyConfig:
         instead of the platform's trust store; L{None} for the platform's.
     @ivar messages_mode: C{translate} or C{native}, for C{/v1/messages}.
     @ivar model_map: C{--model-map} entries, (from, to).
+    @ivar metrics_dir: with C{--workers}, where every process keeps its
+        metric values for the others to sum; L{None} for one process.
     """
 
     listen: str
@@ -58,6 +60,7 @@ class ProxyConfig:
     sse_keepalive: float | None = 15.0
     messages_mode: str = "translate"
     model_map: tuple[tuple[str, str], ...] = ()
+    metrics_dir: str | None = None
 
 
 def listen_description(port: str) -> str:

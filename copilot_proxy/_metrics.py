@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
+from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 from prometheus_client.registry import Collector
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -147,7 +148,19 @@ class ProxyMetrics:
     @ivar registry: the registry to expose; holds nothing else.
     """
 
-    def __init__(self, in_flight: Callable[[], int], tokens: object) -> None:
+    def __init__(
+        self,
+        in_flight: Callable[[], int],
+        tokens: object,
+        multiprocess_dir: str | None = None,
+    ) -> None:
+        """
+        @param multiprocess_dir: with C{--workers}, the directory where every
+            process of the proxy keeps its values (see L{use_multiprocess});
+            the exposition then sums them all.  L{None}: one process.
+        """
+        self._multiprocess_dir = multiprocess_dir
+        self._count_in_flight = in_flight
         self.registry = CollectorRegistry()
         r = self.registry
         self.requests = Counter(
@@ -163,9 +176,13 @@ class ProxyMetrics:
             registry=r,
         )
         self.in_flight = Gauge(
-            "copilot_proxy_in_flight", "Requests being relayed right now.", registry=r
+            "copilot_proxy_in_flight",
+            "Requests being relayed right now.",
+            registry=r,
+            multiprocess_mode="livesum",
         )
-        self.in_flight.set_function(lambda: float(in_flight()))
+        if multiprocess_dir is None:
+            self.in_flight.set_function(lambda: float(in_flight()))
         self.bytes_in = Counter(
             "copilot_proxy_request_body_bytes",
             "Request body bytes received from clients.",
@@ -219,7 +236,16 @@ class ProxyMetrics:
             self.rate_limited.labels(by)
         for outcome in OUTCOMES:
             self.outcomes.labels(outcome)
-        r.register(_TokenCollector(tokens))
+        self._tokens = _TokenCollector(tokens)
+        r.register(self._tokens)
+
+    def in_flight_changed(self) -> None:
+        """
+        A relay started or ended.  One process reads the count at scrape
+        time; with several, each writes its own count for the others to sum.
+        """
+        if self._multiprocess_dir is not None:
+            self.in_flight.set(self._count_in_flight())
 
     def first_byte(self, uri: bytes, seconds: float) -> None:
         """The upstream's response headers came C{seconds} after the request."""
@@ -275,5 +301,39 @@ class ProxyMetrics:
         self.cache.labels(cache, "hit" if hit else "miss").inc()
 
     def exposition(self) -> bytes:
-        """The Prometheus text exposition of every metric."""
-        return generate_latest(self.registry)
+        """
+        The Prometheus text exposition of every metric: of this process, or
+        summed over every process of the proxy with C{--workers} (the token
+        metrics are always those of the process that answers).
+        """
+        if self._multiprocess_dir is None:
+            return generate_latest(self.registry)
+        summed = CollectorRegistry()
+        MultiProcessCollector(summed, path=self._multiprocess_dir)  # type: ignore[no-untyped-call]
+        summed.register(self._tokens)
+        return generate_latest(summed)
+
+
+def use_multiprocess(directory: str) -> None:
+    """
+    Keep every metric value created from now on in per-process files under
+    C{directory}, so that the processes of C{--workers} can be summed.
+
+    C{prometheus_client} picks its value store when it is first imported, from
+    C{PROMETHEUS_MULTIPROC_DIR}; the first process imports it before it knows
+    it will have workers, so it switches here, before any metric exists.  The
+    caller sets C{PROMETHEUS_MULTIPROC_DIR} to C{directory} too (the files are
+    named from it), and the workers inherit it.
+    """
+    from prometheus_client import values
+
+    if not getattr(values.ValueClass, "_multiprocess", False):
+        values.ValueClass = values.MultiProcessValue()  # type: ignore[no-untyped-call]
+
+
+def forget_process(pid: int, directory: str) -> None:
+    """
+    A worker is gone: drop its live gauges (its in-flight count), keep its
+    counters and histograms (counters never go backwards).
+    """
+    mark_process_dead(pid, directory)  # type: ignore[no-untyped-call]

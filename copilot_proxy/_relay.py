@@ -194,6 +194,8 @@ class UpstreamRelay(Protocol):
     def start(self) -> None:
         """Begin: ask for a token, then send the request upstream."""
         self._inflight.add(self)
+        if self._metrics is not None:
+            self._metrics.in_flight_changed()
         self._request.notifyFinish().addErrback(self._client_gone)
         d = self._tokens.authorization()
         self._pending = d
@@ -496,6 +498,8 @@ class UpstreamRelay(Protocol):
             self._watch.cancel()
             self._watch = None
         self._inflight.discard(self)
+        if self._metrics is not None:
+            self._metrics.in_flight_changed()
         now = self._reactor.seconds()
         duration = now - self._started
         ttfb_s = None if self._first_byte is None else round(self._first_byte - self._started, 6)

@@ -299,7 +299,7 @@ def build_proxy(
         reactor, config.upstream, config.connect_timeout, policy, config.forward_proxy
     )
     inflight = InFlight()
-    metrics = ProxyMetrics(inflight.__len__, tokens)
+    metrics = ProxyMetrics(inflight.__len__, tokens, config.metrics_dir)
     options = RelayOptions(
         copilot=CopilotHeaders.with_overrides(config.headers),
         sse_keepalive=config.sse_keepalive,

@@ -9,9 +9,12 @@ line on stderr and exit status 1, never a traceback.
 from __future__ import annotations
 
 import atexit
+import dataclasses
 import os
+import shutil
 import signal
 import sys
+import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from types import FrameType
 from typing import IO, Any, NoReturn
@@ -37,6 +40,7 @@ from ._credentials import (
 from ._daemon import build_daemon
 from ._github import GitHubAPI
 from ._logformat import ReopenableFile
+from ._metrics import forget_process, use_multiprocess
 from ._models import parse_model_map
 from ._proxy_env import ForwardProxy, ProxySettingError, forward_proxy_for, proxy_chooser
 from ._sd_notify import SystemdNotifier
@@ -623,6 +627,8 @@ def makeService(options: Options) -> IService:
         access = access_from(options, env)
         workers = worker_count(options["workers"], config.listen)
         inherited = listen_fd(options["listen-fd"])
+        if workers > 1 or inherited is not None:
+            config = dataclasses.replace(config, metrics_dir=_metrics_dir(env, inherited))
         settings = credential_settings(options, env)
         credential = find_credential(settings)
         github_api_url = _url("--github-api-url", options["github-api-url"])
@@ -678,6 +684,13 @@ def makeService(options: Options) -> IService:
     if workers > 1 or inherited is not None:
         accept_in_turns(daemon.proxy.port)
     if workers > 1:
+        metrics_dir = config.metrics_dir
+        assert metrics_dir is not None
+        # After shutdown, every service has stopped and the pool has waited
+        # for its workers: nobody writes the metric files any more.
+        reactor.addSystemEventTrigger(
+            "after", "shutdown", shutil.rmtree, metrics_dir, ignore_errors=True
+        )
         pool = WorkerPool(
             reactor,
             workers - 1,
@@ -686,6 +699,7 @@ def makeService(options: Options) -> IService:
             # Only the main process speaks to systemd (NotifyAccess=main).
             {k: v for k, v in env.items() if k != "NOTIFY_SOCKET"},
             kill_after=config.shutdown_grace + 10,
+            on_exit=lambda pid: _forget_worker(pid, metrics_dir),
         )
         pool.setServiceParent(top)  # type: ignore[no-untyped-call]
         reload.add(lambda: pool.signal_all("HUP"))
@@ -699,6 +713,29 @@ def makeService(options: Options) -> IService:
         watch = ParentWatch(reactor, 0, lambda: _stop_reactor(reactor))
         reactor.callWhenRunning(watch.start)
     return top
+
+
+def _metrics_dir(env: Mapping[str, str], inherited: int | None) -> str:
+    """
+    Where the processes of C{--workers} keep their metric values: a fresh
+    private directory made by the first process, named to the workers in
+    C{PROMETHEUS_MULTIPROC_DIR} (which makes C{prometheus_client} use it from
+    their first import on).
+    """
+    if inherited is not None:
+        directory = env.get("PROMETHEUS_MULTIPROC_DIR", "").strip()
+        if not directory:
+            raise ConfigError("a worker needs PROMETHEUS_MULTIPROC_DIR from its first process")
+    else:
+        directory = tempfile.mkdtemp(prefix="copilot-proxy-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
+    use_multiprocess(directory)
+    return directory
+
+
+def _forget_worker(pid: int, directory: str | None) -> None:
+    if directory is not None:
+        forget_process(pid, directory)
 
 
 def _worker_logging(options: Options, destination: object) -> list[str]:

@@ -112,6 +112,7 @@ class _Worker(ProcessProtocol):
         self.slot = slot
         self.ended: Deferred[None] = Deferred()
         self.started = 0.0
+        self.pid: int | None = None
 
     def processEnded(self, reason: Failure) -> None:
         self.pool._ended(self, reason)
@@ -134,8 +135,13 @@ class WorkerPool(Service):
         argv: Sequence[str],
         env: Mapping[str, str],
         kill_after: float,
+        on_exit: Callable[[int], object] | None = None,
     ) -> None:
+        """
+        @param on_exit: called with the pid of each worker that exits.
+        """
         self._reactor = reactor
+        self._on_exit = on_exit
         self._count = count
         self._listen_fd = listen_fd
         self.argv = list(argv)
@@ -169,11 +175,14 @@ class WorkerPool(Service):
         )
         self._workers[slot] = worker
         pid = worker.transport.pid if worker.transport is not None else None
+        worker.pid = pid
         _log.info("worker {slot} started, pid {pid}", slot=slot + 1, pid=pid)
 
     def _ended(self, worker: _Worker, reason: Failure) -> None:
         if self._workers.get(worker.slot) is worker:
             del self._workers[worker.slot]
+        if self._on_exit is not None and worker.pid is not None:
+            self._on_exit(worker.pid)
         if not self.running:
             return
         lived = self._reactor.seconds() - worker.started

@@ -335,6 +335,7 @@ class CopilotTokenRefresher(Service):
 
     def _failed(self, failure: Failure, github: Secret) -> None:
         self._exchanging = None
+        self.refresh_failures += 1
         if not self.running:
             # Stopped meanwhile: nobody is waiting for a renewal any more.
             self._settle_first(failure)
@@ -347,7 +348,6 @@ class CopilotTokenRefresher(Service):
 
     def _give_up(self, error: Exception, github: Secret | None) -> None:
         message = str(error)
-        self.refresh_failures += 1
         # The first failure is reported by whoever waits on ready() (the
         # start fails with it); later ones are this module's to log.
         quiet = not self._first

@@ -392,3 +392,13 @@ def test_an_unusable_api_endpoint_is_ignored_not_fatal() -> None:
         assert parse_copilot_token(body).api is None
     body = {"token": "t", "expires_at": 5, "endpoints": {"api": "https://api.x.example/"}}
     assert parse_copilot_token(body).api == b"https://api.x.example"
+
+
+def test_counters_count_exchanges_not_rechecks() -> None:
+    clock, exchanges, refresher = _started(watch_interval=1.0)
+    exchanges.succeed(lifetime=10.0)
+    clock.advance(8.0)
+    exchanges.fail(GitHubRefused("revoked"))
+    clock.advance(30.0)  # 30 looks at the same refused token, no exchange
+    assert (refresher.refreshes, refresher.refresh_failures) == (1, 1)
+    assert not refresher.usable and refresher.expires_in() == pytest.approx(-28.0)

@@ -19,10 +19,15 @@ from twisted.internet.interfaces import IDelayedCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.http import RESPONSES, HTTPChannel
+from twisted.web.http_headers import Headers
 from twisted.web.server import Request
 
 from ._access_config import RequestLimits
 from ._errors import openai_error
+
+# Declared request bodies larger than this are only read from clients that
+# present a valid client key (when keys are configured).
+UNAUTHENTICATED_BODY = 1024 * 1024
 
 _log = Logger(namespace="copilot_proxy")
 
@@ -57,6 +62,8 @@ class LimitedChannel(HTTPChannel):
     limits = RequestLimits()
     #: Called with the status of each refusal made here (metrics).
     on_refused: Callable[[int], object] | None = None
+    #: Whether request headers carry a valid client key (None: no keys).
+    key_check: Callable[[Headers], bool] | None = None
     _head_timer: IDelayedCall | None = None
     _abort_timer: IDelayedCall | None = None
     _awaiting_head = True
@@ -99,6 +106,19 @@ class LimitedChannel(HTTPChannel):
         if length is not None and length > self.limits.max_body:
             self.refuse_body()
             return
+        if length is not None and length > UNAUTHENTICATED_BODY and self.key_check is not None:
+            # A large body from a client without a valid key is refused before
+            # it is read; a small one is read, so the client surely gets its
+            # 401 rather than a connection reset.
+            if not self.key_check(self.requests[-1].requestHeaders):
+                self._refuse(
+                    401,
+                    "a valid client key is required: send it as 'Authorization: Bearer "
+                    "<key>' or 'x-api-key: <key>'",
+                    "invalid_api_key",
+                    b'www-authenticate: Bearer realm="copilot-proxy"\r\n',
+                )
+                return
         super().allHeadersReceived()  # type: ignore[no-untyped-call]
 
     def requestDone(self, request: Any) -> None:
@@ -143,7 +163,7 @@ class LimitedChannel(HTTPChannel):
             "request_timeout",
         )
 
-    def _refuse(self, status: int, message: str, code: str) -> None:
+    def _refuse(self, status: int, message: str, code: str, extra: bytes = b"") -> None:
         self._disarm_head_timer()
         if self.on_refused is not None:
             self.on_refused(status)
@@ -155,7 +175,7 @@ class LimitedChannel(HTTPChannel):
         )
         head = b"HTTP/1.1 %d %s\r\n" % (status, RESPONSES.get(status, b"Error"))
         head += b"content-type: application/json\r\ncontent-length: %d\r\n" % (len(body),)
-        head += b"connection: close\r\n\r\n"
+        head += extra + b"connection: close\r\n\r\n"
         if transport is not None:
             transport.write(head + body)
         # Nothing more is read or parsed from this connection.

@@ -21,6 +21,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.client import BrowserLikePolicyForHTTPS
 from twisted.web.http import HTTPChannel
+from twisted.web.http_headers import Headers
 from twisted.web.server import Request, Site
 
 from ._access_config import AccessConfig, RequestLimits
@@ -28,7 +29,7 @@ from ._admin import AdminPages
 from ._anthropic_relay import MessagesSettings, route_surfaces
 from ._cache import ResponseCache
 from ._catalog import ModelCatalog
-from ._client_keys import KeyFileError, KeysFromFile, readable_by_others
+from ._client_keys import KeyFileError, KeysFromFile, presented_keys, readable_by_others
 from ._config import ConfigError, ProxyConfig, pem_certificates
 from ._copilot_headers import CopilotHeaders
 from ._eager_write import EagerWriteChannel
@@ -58,6 +59,7 @@ class _TrackedChannel(LimitedChannel, EagerWriteChannel):
     def connectionMade(self) -> None:
         self.limits = self.factory.limits
         self.on_refused = self.factory.on_refused
+        self.key_check = self.factory.key_check
         super().connectionMade()
         self.factory.channels.add(self)
 
@@ -85,6 +87,9 @@ class ProxySite(Site):
         # Called with the status of each request refused before it was
         # parsed (413, 414, 431, 408): set by build_proxy for metrics.
         self.on_refused: Callable[[int], object] | None = None
+        # Whether request headers carry a valid client key, or None without
+        # keys: lets a large body be refused before it is read.
+        self.key_check: Callable[[Headers], bool] | None = None
         self.channels: set[HTTPChannel] = set()
         self._closed: list[tuple[HTTPChannel, Deferred[None]]] = []
 
@@ -325,6 +330,13 @@ def build_proxy(
     )
     site = ProxySite(ProxyResource(make_relay, admin, gate), reactor, access.limits)
     site.on_refused = lambda code: metrics.refused(b"", b"", code)
+    keys = gate.keys
+    if keys is not None:
+
+        def key_check(headers: Headers) -> bool:
+            return not len(keys) or keys.identify(presented_keys(headers)) is not None
+
+        site.key_check = key_check
     if listen_fd is None:
         port = listen(reactor, config.listen, site)
     else:

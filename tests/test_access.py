@@ -243,3 +243,22 @@ def test_start_log_says_what_gets_through_and_warns_of_a_readable_keys_file(
         "access: 1 client key(s); at most 3 streams; bodies up to 16777216 bytes",
     ]
     assert not any(ALICE in line for line in logged)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_large_body_without_a_key_is_refused_before_it_is_read(
+    keyed: Any, upstream: Upstream
+) -> None:
+    client = await connect(keyed.url)
+    client.send(b"POST /chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 2000000\r\n\r\n")
+    await timeout(client.closed, 10)
+    assert client.status == 401, client.answer
+    assert b"www-authenticate: bearer" in client.answer.lower()
+    assert _error(client.body)["code"] == "invalid_api_key"
+    assert upstream.fake.received == []
+    big = b"x" * 2_000_000
+    response, _ = await fetch(
+        keyed.url + "/x", b"POST", {"x-api-key": ALICE, "x-fake-mode": "echo"}, big
+    )
+    assert response.code == 200
+    assert upstream.fake.received[-1].body == big

@@ -106,8 +106,10 @@ async def test_serves_across_token_lifetimes_each_request_with_the_current_token
     upstream: Upstream,
     log_events: list[dict[str, Any]],
 ) -> None:
+    # Renewals come well ahead of expiry (1.5 s), so even a slow exchange on
+    # a loaded machine never lets a request go out with an expired token.
     github.fake.lifetime = 2.0
-    github.fake.refresh_in = 1.0
+    github.fake.refresh_in = 0.5
     daemon, url = await make_daemon()
     # A stream that starts now and runs while the token rotates under it.
     headers, body = stream_request(events=25, interval=0.1)
@@ -168,12 +170,13 @@ async def test_a_second_401_passes_through(
 async def test_github_down_keeps_serving_until_expiry_then_503(
     reactor: Any, make_daemon: Any, github: GitHub
 ) -> None:
-    github.fake.lifetime = 2.0
+    github.fake.lifetime = 4.0
+    github.fake.refresh_in = 1.0
     daemon, url = await make_daemon()
     token = daemon.refresher.current
     number = github.port.getHost().port
     await github.port.stopListening()
-    # The renewal at 80% of the lifetime fails; the token still serves.
+    # The renewal after refresh_in fails; the token still serves.
     await until(lambda: daemon.refresher.problem is not None, seconds=5)
     assert time.time() < token.expires_at
     response, _ = await _ask(url)

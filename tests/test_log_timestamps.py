@@ -35,3 +35,62 @@ def test_text_line_equals_twisteds_classic_line(when: float, text: str) -> None:
 
 def test_event_without_time_gets_a_dash() -> None:
     assert SecondsCache()(None) == "-"
+
+
+_VALUES = st.one_of(
+    st.integers(),
+    st.floats(allow_nan=False),
+    st.text(max_size=20),
+    st.none(),
+    st.lists(st.integers(), max_size=3),
+)
+_FIELDS = st.sampled_from(
+    ["{a}", "{b!r}", "{a:>8}", "{c:.3f}", "{missing}", "{b[0]}", "{a.real}", "{0}", "{}", "{f()}"]
+)
+_FORMATS = st.lists(st.one_of(_FIELDS, st.text(alphabet="xyz \n=", max_size=5)), max_size=6)
+
+
+@given(
+    _FORMATS,
+    st.dictionaries(st.sampled_from(["a", "b", "c"]), _VALUES),
+    st.one_of(st.none(), st.text(max_size=10)),
+    st.sampled_from([None, LogLevel.info, LogLevel.warn]),
+)
+def test_fast_text_line_equals_twisteds_for_any_format(
+    parts: list[str], fields: dict[str, object], system: str | None, level: LogLevel | None
+) -> None:
+    event: dict[str, object] = {
+        "log_format": "".join(parts),
+        "log_time": 1764500000.25,
+        "log_namespace": "copilot_proxy.access",
+        "f": lambda: "called",
+        **fields,
+    }
+    if system is not None:
+        event["log_system"] = system
+    if level is not None:
+        event["log_level"] = level
+    assert text_line(event, SecondsCache()) == formatEventAsClassicLogText(event)
+
+
+def test_access_line_shape_is_unchanged() -> None:
+    event = {
+        "log_format": "{method} {path} {status} {bytes}B ttfb={ttfb} {duration:.3f}s {outcome}",
+        "method": "POST",
+        "path": "/chat/completions",
+        "status": 200,
+        "bytes": 1234,
+        "ttfb": "0.012",
+        "duration": 1.23456,
+        "outcome": "complete",
+        "log_time": 1764500000.0,
+        "log_namespace": "copilot_proxy.access",
+        "log_level": LogLevel.info,
+    }
+    line = text_line(event, SecondsCache())
+    assert line == formatEventAsClassicLogText(event)
+    assert line is not None
+    assert line.endswith(
+        " [copilot_proxy.access#info] POST /chat/completions 200 1234B ttfb=0.012 1.235s"
+        " complete\n"
+    )

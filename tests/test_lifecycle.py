@@ -155,7 +155,7 @@ async def test_daemon_with_pidfile_serves_and_stops_cleanly_on_sigterm(
     log = logfile.read_text()
     assert "POST /chat/completions 200" in log
     assert "received SIGTERM" in log
-    assert "Traceback" not in log
+    assert "Traceback" not in log, log
     assert TOKEN not in log
 
 

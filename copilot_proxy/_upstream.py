@@ -10,8 +10,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from twisted.internet.abstract import isIPAddress, isIPv6Address
 from twisted.internet.defer import Deferred, succeed
-from twisted.internet.endpoints import HostnameEndpoint, wrapClientTLS
+from twisted.internet.endpoints import (
+    HostnameEndpoint,
+    TCP4ClientEndpoint,
+    TCP6ClientEndpoint,
+    wrapClientTLS,
+)
 from twisted.internet.interfaces import IConsumer, IReactorTime, IStreamClientEndpoint
 from twisted.web.client import URI, Agent, BrowserLikePolicyForHTTPS, HTTPConnectionPool
 from twisted.web.error import SchemeNotSupported
@@ -79,14 +85,28 @@ class _EndpointPerOrigin:
         if endpoint is None:
             if uri.scheme not in (b"http", b"https"):
                 raise SchemeNotSupported(f"unsupported scheme: {uri.scheme!r}")
-            endpoint = HostnameEndpoint(
-                self._reactor, uri.host, uri.port, timeout=self._connect_timeout
-            )
+            endpoint = _connect_to(self._reactor, uri.host, uri.port, self._connect_timeout)
             if uri.scheme == b"https":
                 creator = self._policy.creatorForNetloc(uri.host, uri.port)
                 endpoint = wrapClientTLS(creator, endpoint)
             self._endpoints[key] = endpoint
         return endpoint
+
+
+def _connect_to(reactor: Any, host: bytes, port: int, timeout: float) -> IStreamClientEndpoint:
+    """
+    A TCP endpoint for C{host}: straight to it when it is an IP address.
+
+    L{HostnameEndpoint} resolves even an IP address through the threaded
+    resolver, once per new connection: a thread hand-off each time a burst of
+    streams opens new upstream connections, for an answer known in advance.
+    """
+    text = host.decode("ascii")
+    if isIPAddress(text):
+        return TCP4ClientEndpoint(reactor, text, port, timeout=timeout)
+    if isIPv6Address(text):
+        return TCP6ClientEndpoint(reactor, text, port, timeout=timeout)
+    return HostnameEndpoint(reactor, host, port, timeout=timeout)
 
 
 # Methods whose requests carry a body even when it is empty: an upstream

@@ -35,3 +35,14 @@ def test_other_port_or_scheme_gets_its_own_endpoint() -> None:
 def test_unknown_scheme_is_refused() -> None:
     with pytest.raises(SchemeNotSupported):
         _factory().endpointForURI(URI.fromBytes(b"ftp://api.example.com/a"))
+
+
+def test_ip_address_origins_connect_at_once_without_the_resolver() -> None:
+    from twisted.internet.protocol import Factory, Protocol
+
+    for url, host in ((b"http://127.0.0.1:9/a", "127.0.0.1"), (b"https://[::1]:9/a", "::1")):
+        reactor: Any = MemoryReactorClock()
+        endpoints = _EndpointPerOrigin(reactor, BrowserLikePolicyForHTTPS(), 10.0)
+        endpoints.endpointForURI(URI.fromBytes(url)).connect(Factory.forProtocol(Protocol))
+        # Connecting started in the same call: no resolution was waited for.
+        assert [(h, p) for h, p, *_ in reactor.tcpClients] == [(host, 9)]

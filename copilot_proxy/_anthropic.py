@@ -45,6 +45,20 @@ ERROR_TYPES = {
 JSONObject = dict[str, Any]
 
 
+#: The C{anthropic-beta} value the Copilot API's native C{/v1/messages}
+#: wants with extended thinking (as the editor integrations send it).
+INTERLEAVED_THINKING = b"interleaved-thinking-2025-05-14"
+
+
+def wants_thinking(body: Any) -> bool:
+    """
+    Whether a Messages request asks for extended thinking: a C{thinking}
+    object whose C{type} is not C{disabled}.
+    """
+    thinking = body.get("thinking") if isinstance(body, dict) else None
+    return isinstance(thinking, dict) and thinking.get("type") != "disabled"
+
+
 class TranslationError(ValueError):
     """The request is not a Messages request we can translate; the message says why."""
 
@@ -194,7 +208,9 @@ def chat_request(body: Any, model: str) -> JSONObject:
     Kept: system prompt, text and image blocks, tools and C{tool_choice},
     C{tool_use} / C{tool_result} blocks, C{stop_sequences}, C{max_tokens},
     C{temperature}, C{top_p}, C{stream}.  Dropped: C{metadata}, C{top_k},
-    C{thinking} and blocks with no chat/completions form.
+    C{thinking} and blocks with no chat/completions form.  Thinking has no
+    chat/completions form, so a request that asks for it is answered
+    without thinking blocks; the native mode keeps it.
 
     @param model: the Copilot model id to ask for (already mapped).
     @raise TranslationError: when C{body} is not a Messages request.

@@ -124,7 +124,14 @@ class MessagesRelay(_AnthropicErrors):
     def _upstream_headers(self, authorization: bytes, payload: object) -> Headers:
         headers = super()._upstream_headers(authorization, payload)
         headers.setRawHeaders(b"content-type", [b"application/json"])
-        if not self._native:
+        if self._native:
+            # Thinking needs this beta upstream; a client (or --header) that
+            # names its own betas is trusted to have listed what it needs.
+            if _anthropic.wants_thinking(self._payload) and not headers.hasHeader(
+                b"anthropic-beta"
+            ):
+                headers.setRawHeaders(b"anthropic-beta", [_anthropic.INTERLEAVED_THINKING])
+        else:
             for name in _ANTHROPIC_ONLY:
                 headers.removeHeader(name)
             # The answer is parsed here, so it must not come compressed.

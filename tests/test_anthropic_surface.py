@@ -10,8 +10,11 @@ from typing import Any
 
 import anthropic
 import pytest_twisted
+from twisted.internet import reactor
+from twisted.internet.threads import blockingCallFromThread
 
 from copilot_proxy._copilot_headers import DEFAULT_HEADERS
+from copilot_proxy.testing.fake_upstream import Received, native_events
 
 from ._helpers import Proxy, Upstream, fetch, send, timeout, until
 from .test_openai_surface import in_thread
@@ -327,3 +330,108 @@ async def test_native_mode_forwards_claude_untranslated(
         )
     )
     assert upstream.fake.received[-1].path == "/chat/completions"
+
+
+def _native_exchange(upstream: Upstream) -> Received:
+    return [r for r in upstream.fake.received if r.path == "/v1/messages"][-1]
+
+
+@pytest_twisted.ensureDeferred
+async def test_native_stream_reaches_the_sdk_incrementally_and_whole(
+    make_proxy: Any, upstream: Upstream
+) -> None:
+    proxy = make_proxy(upstream.url, messages_mode="native")
+    client = _client(proxy)
+    deltas = 20
+
+    def upstream_state() -> tuple[bool, int]:
+        received = _native_exchange(upstream)
+        return received.finished, received.events_sent
+
+    def run() -> tuple[tuple[bool, int], list[str], Any]:
+        at_first_delta: tuple[bool, int] | None = None
+        with client.messages.stream(
+            model=MODEL,
+            max_tokens=100,
+            messages=[{"role": "user", "content": "hi"}],
+            extra_headers={"x-fake-events": str(deltas), "x-fake-interval": "0.05"},
+        ) as stream:
+            kinds = []
+            for event in stream:
+                kinds.append(event.type)
+                if at_first_delta is None and event.type == "content_block_delta":
+                    at_first_delta = blockingCallFromThread(reactor, upstream_state)
+            message = stream.get_final_message()
+        assert at_first_delta is not None
+        return at_first_delta, kinds, message
+
+    (finished, sent), kinds, message = await in_thread(run)
+    # The first delta was read while the fake still had events to send.
+    assert not finished
+    assert sent < len(native_events({}, deltas))
+    assert kinds[0] == "message_start"
+    assert kinds[-1] == "message_stop"
+    assert message.content[0].text == "".join(f"tok{i} " for i in range(deltas))
+    assert message.stop_reason == "end_turn"
+    assert message.usage.output_tokens == deltas
+    received = _native_exchange(upstream)
+    assert received.finished
+    assert json.loads(received.body)["model"] == "claude-sonnet-4"
+    for name, value in DEFAULT_HEADERS:
+        assert received.header(name) == value, name
+    assert received.headers["authorization"] == ["Bearer fake-copilot-token"]
+    assert received.header("x-initiator") == "user"
+    assert received.header("anthropic-version") is not None
+    assert "x-api-key" not in received.headers
+    assert all("sk-ant-ignored" not in str(v) for v in received.headers.values())
+    assert "anthropic-beta" not in received.headers
+
+
+@pytest_twisted.ensureDeferred
+async def test_native_thinking_is_forwarded_with_the_interleaved_thinking_beta(
+    make_proxy: Any, upstream: Upstream
+) -> None:
+    proxy = make_proxy(upstream.url, messages_mode="native")
+    client = _client(proxy)
+    thinking = {"type": "enabled", "budget_tokens": 1024}
+
+    def run(**extra: Any) -> Any:
+        with client.messages.stream(
+            model=MODEL,
+            max_tokens=2048,
+            thinking=thinking,
+            messages=[{"role": "user", "content": "hi"}],
+            **extra,
+        ) as stream:
+            return stream.get_final_message()
+
+    message = await in_thread(run)
+    assert [block.type for block in message.content] == ["thinking", "text"]
+    assert message.content[0].thinking == "Pondering."
+    assert message.content[0].signature == "sig-fake"
+    received = _native_exchange(upstream)
+    assert json.loads(received.body)["thinking"] == thinking
+    assert received.headers["anthropic-beta"] == ["interleaved-thinking-2025-05-14"]
+    # A client that names its own betas keeps exactly those.
+    await in_thread(lambda: run(extra_headers={"anthropic-beta": "some-beta-2099-01-01"}))
+    assert _native_exchange(upstream).headers["anthropic-beta"] == ["some-beta-2099-01-01"]
+
+
+@pytest_twisted.ensureDeferred
+async def test_translate_mode_drops_thinking_and_answers_without_it(
+    proxy: Proxy, upstream: Upstream
+) -> None:
+    client = _client(proxy)
+    message = await in_thread(
+        lambda: client.messages.create(
+            model=MODEL,
+            max_tokens=2048,
+            thinking={"type": "enabled", "budget_tokens": 1024},
+            messages=[{"role": "user", "content": "hi"}],
+        )
+    )
+    assert [block.type for block in message.content] == ["text"]
+    received = upstream.fake.received[-1]
+    assert received.path == "/chat/completions"
+    assert "thinking" not in json.loads(received.body)
+    assert "anthropic-beta" not in received.headers

@@ -20,6 +20,7 @@ from copilot_proxy._anthropic import (
     error_body,
     estimate_tokens,
     message_response,
+    wants_thinking,
 )
 from copilot_proxy._models import parse_model_map, resolve_model
 from copilot_proxy._sse import Event, SSESplitter
@@ -539,3 +540,24 @@ def test_model_map_wins() -> None:
     assert parse_model_map(" a = b ") == ("a", "b")
     with pytest.raises(ValueError, match="from=to"):
         parse_model_map("nothing")
+
+
+def test_thinking_is_wanted_unless_absent_or_disabled() -> None:
+    assert wants_thinking({"thinking": {"type": "enabled", "budget_tokens": 1024}})
+    assert wants_thinking({"thinking": {"type": "adaptive"}})
+    assert not wants_thinking({"thinking": {"type": "disabled"}})
+    assert not wants_thinking({"model": "claude-sonnet-4"})
+    assert not wants_thinking({"thinking": True})
+    assert not wants_thinking([])
+
+
+def test_translated_request_carries_no_thinking() -> None:
+    body = {
+        "model": "claude-sonnet-4",
+        "max_tokens": 2048,
+        "thinking": {"type": "enabled", "budget_tokens": 1024},
+        "messages": [{"role": "user", "content": "hi"}],
+    }
+    sent = chat_request(body, "claude-sonnet-4")
+    assert "thinking" not in json.dumps(sent)
+    assert sent["max_tokens"] == 2048

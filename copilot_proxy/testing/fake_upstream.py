@@ -30,7 +30,9 @@ Like the real service, it answers 400 to a request that lacks the Copilot
 editor headers (C{copilot-integration-id}, C{editor-version},
 C{editor-plugin-version}) unless C{require_copilot_headers} is off.
 C{POST .../embeddings} gets an embedding list, C{POST /v1/messages} (the
-native Anthropic surface) one Anthropic C{message}.
+native Anthropic surface) one Anthropic C{message}, or with C{"stream": true}
+the Anthropic event sequence (L{native_events}), one event per
+C{x-fake-interval}.
 
 A request with C{"stream": true} in its JSON body gets SSE; other POSTs get one
 C{chat.completion}; C{GET /models} a model list.
@@ -265,6 +267,9 @@ class FakeUpstream:
         except ValueError:
             payload = {}
         if isinstance(payload, dict) and payload.get("stream") is True:
+            if path.rstrip("/").endswith("/v1/messages"):
+                self._paced(request, received, native_events(payload, _events_asked(received)))
+                return NOT_DONE_YET
             self._stream(request, received, mode)
             return NOT_DONE_YET
         if path.rstrip("/").endswith("/v1/messages"):
@@ -302,6 +307,40 @@ class FakeUpstream:
         return self._json(
             request, {"error": {"message": message, "type": "fake", "code": str(code)}}
         )
+
+    def _paced(self, request: Request, received: Received, events: list[bytes]) -> None:
+        """Send C{events} as SSE, one per C{x-fake-interval}, then finish."""
+        interval = float(received.header("x-fake-interval") or 0)
+        request.setHeader(b"content-type", b"text/event-stream; charset=utf-8")
+        request.setHeader(b"cache-control", b"no-cache")
+        request.write(b"")
+        timer: list[IDelayedCall] = []
+        gone: list[bool] = []
+
+        def on_gone(_: object) -> None:
+            gone.append(True)
+            for t in timer:
+                if t.active():
+                    t.cancel()
+
+        request.notifyFinish().addBoth(on_gone)
+
+        def send(i: int) -> None:
+            timer.clear()
+            if gone:
+                return
+            if i == len(events):
+                received.finished = True
+                request.finish()
+                return
+            request.write(events[i])
+            received.events_sent += 1
+            if interval > 0:
+                timer.append(self.reactor.callLater(interval, send, i + 1))
+            else:
+                send(i + 1)
+
+        send(0)
 
     def _stream(self, request: Request, received: Received, mode: str) -> None:
         events = int(received.header("x-fake-events") or 5)
@@ -451,6 +490,82 @@ def _native_message(payload: Any) -> dict[str, Any]:
         "stop_sequence": None,
         "usage": {"input_tokens": 3, "output_tokens": 2},
     }
+
+
+def _events_asked(received: Received) -> int:
+    return int(received.header("x-fake-events") or 5)
+
+
+def _sse(kind: str, data: dict[str, Any]) -> bytes:
+    return b"event: " + kind.encode() + b"\ndata: " + json.dumps(data).encode() + b"\n\n"
+
+
+def native_events(payload: Any, deltas: int) -> list[bytes]:
+    """
+    The native Anthropic stream for a Messages request, one SSE event per
+    item: C{message_start}, a C{thinking} block when the request asked for
+    thinking, a text block of C{deltas} C{text_delta}s (C{"tok0 "},
+    C{"tok1 "}, ...), C{message_delta} and C{message_stop}.
+    """
+    thinking = payload.get("thinking") if isinstance(payload, dict) else None
+    message = {**_native_message(payload), "content": [], "stop_reason": None}
+    message["usage"] = {"input_tokens": 3, "output_tokens": 1}
+    events = [_sse("message_start", {"type": "message_start", "message": message})]
+    index = 0
+    if isinstance(thinking, dict) and thinking.get("type") != "disabled":
+        block = {"type": "thinking", "thinking": "", "signature": ""}
+        events += [
+            _sse(
+                "content_block_start",
+                {"type": "content_block_start", "index": 0, "content_block": block},
+            ),
+            _sse(
+                "content_block_delta",
+                {
+                    "type": "content_block_delta",
+                    "index": 0,
+                    "delta": {"type": "thinking_delta", "thinking": "Pondering."},
+                },
+            ),
+            _sse(
+                "content_block_delta",
+                {
+                    "type": "content_block_delta",
+                    "index": 0,
+                    "delta": {"type": "signature_delta", "signature": "sig-fake"},
+                },
+            ),
+            _sse("content_block_stop", {"type": "content_block_stop", "index": 0}),
+        ]
+        index = 1
+    text_block = {"type": "text", "text": ""}
+    events.append(
+        _sse(
+            "content_block_start",
+            {"type": "content_block_start", "index": index, "content_block": text_block},
+        )
+    )
+    for i in range(deltas):
+        delta = {"type": "text_delta", "text": f"tok{i} "}
+        events.append(
+            _sse(
+                "content_block_delta",
+                {"type": "content_block_delta", "index": index, "delta": delta},
+            )
+        )
+    events += [
+        _sse("content_block_stop", {"type": "content_block_stop", "index": index}),
+        _sse(
+            "message_delta",
+            {
+                "type": "message_delta",
+                "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                "usage": {"output_tokens": deltas},
+            },
+        ),
+        _sse("message_stop", {"type": "message_stop"}),
+    ]
+    return events
 
 
 def _embeddings(payload: Any) -> dict[str, Any]:

@@ -23,8 +23,14 @@ MODEL = "claude-sonnet-4-20250514"
 
 
 def _client(proxy: Proxy) -> anthropic.Anthropic:
+    # This SDK sends its key as a bearer token; older ones and Claude Code
+    # send x-api-key, which must not reach the upstream either.
     return anthropic.Anthropic(
-        base_url=proxy.url, api_key="sk-ant-ignored", max_retries=0, timeout=15
+        base_url=proxy.url,
+        api_key="sk-ant-ignored",
+        default_headers={"x-api-key": "sk-ant-client-key"},
+        max_retries=0,
+        timeout=15,
     )
 
 
@@ -354,7 +360,10 @@ async def test_native_stream_reaches_the_sdk_incrementally_and_whole(
             model=MODEL,
             max_tokens=100,
             messages=[{"role": "user", "content": "hi"}],
-            extra_headers={"x-fake-events": str(deltas), "x-fake-interval": "0.05"},
+            extra_headers={
+                "x-fake-events": str(deltas),
+                "x-fake-interval": "0.05",
+            },
         ) as stream:
             kinds = []
             for event in stream:
@@ -383,7 +392,7 @@ async def test_native_stream_reaches_the_sdk_incrementally_and_whole(
     assert received.header("x-initiator") == "user"
     assert received.header("anthropic-version") is not None
     assert "x-api-key" not in received.headers
-    assert all("sk-ant-ignored" not in str(v) for v in received.headers.values())
+    assert all("sk-ant-" not in value for values in received.headers.values() for value in values)
     assert "anthropic-beta" not in received.headers
 
 

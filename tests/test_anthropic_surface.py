@@ -444,3 +444,41 @@ async def test_translate_mode_drops_thinking_and_answers_without_it(
     assert received.path == "/chat/completions"
     assert "thinking" not in json.loads(received.body)
     assert "anthropic-beta" not in received.headers
+
+
+@pytest_twisted.ensureDeferred
+async def test_native_stream_gets_keepalives_between_events(
+    make_proxy: Any, upstream: Upstream
+) -> None:
+    proxy = make_proxy(upstream.url, messages_mode="native", sse_keepalive=0.1)
+    _, body = await fetch(
+        proxy.url + "/v1/messages",
+        b"POST",
+        {"x-fake-events": "1", "x-fake-interval": "0.3"},
+        _messages(stream=True),
+    )
+    events = [e for e in body.split(b"\n\n") if e]
+    assert b": keep-alive" in events
+    names = [e.split(b"\n")[0] for e in events if e != b": keep-alive"]
+    assert all(n.startswith(b"event: ") for n in names), names
+    assert names[-1] == b"event: message_stop"
+
+
+@pytest_twisted.ensureDeferred
+async def test_client_leaving_a_native_stream_aborts_upstream(
+    make_proxy: Any, upstream: Upstream
+) -> None:
+    proxy = make_proxy(upstream.url, messages_mode="native")
+    response, collector = await send(
+        proxy.url + "/v1/messages",
+        b"POST",
+        {"x-fake-events": "1000", "x-fake-interval": "0.02"},
+        _messages(stream=True),
+    )
+    await until(lambda: b"text_delta" in collector.body)
+    received = _native_exchange(upstream)
+    collector.transport.loseConnection()  # type: ignore[attr-defined]
+    await timeout(received.connection_lost, 5)
+    assert not received.finished
+    assert received.events_sent < 1000
+    await until(lambda: len(proxy.service._inflight) == 0)

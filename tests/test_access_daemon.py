@@ -5,18 +5,11 @@ refusal at start and SIGHUP reloading client keys.
 
 from __future__ import annotations
 
-import os
-import socket
-import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 import pytest_twisted
 from twisted.internet import reactor
-from twisted.internet.defer import Deferred
-from twisted.internet.error import ConnectionRefusedError
-from twisted.internet.protocol import ProcessProtocol
 from twisted.internet.task import deferLater
 from twisted.internet.utils import getProcessOutputAndValue
 
@@ -24,26 +17,12 @@ from copilot_proxy._access_config import AccessConfig, is_private_listener
 from copilot_proxy._config import ConfigError
 from copilot_proxy._tap import Options, access_from, check_not_open_relay, config_from
 
-from ._helpers import Upstream, fetch, send, stream_request, timeout
+from ._helpers import Upstream, fetch, send, stream_request, timeout, until
+from ._twistd import TWISTD, Twistd, clean_env, free_port
 
 TOKEN = "fake-copilot-token"
-TWISTD = str(Path(sys.executable).with_name("twistd"))
 ALICE = "sk-alice-0123456789abcdef"
 BOB = "sk-bob-0123456789abcdef00"
-
-
-def _free_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port: int = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def _env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("COPILOT_", "PROXY_"))}
-    env.update(extra)
-    return env
 
 
 @pytest.mark.parametrize(
@@ -85,8 +64,8 @@ def test_a_public_listener_without_keys_is_refused_unless_allowed() -> None:
 async def test_open_relay_refused_at_start_with_one_line() -> None:
     out, err, code = await getProcessOutputAndValue(
         TWISTD,
-        ["-n", "--pidfile=", "copilot-proxy", "--port", f"tcp:{_free_port()}"],
-        env=_env(COPILOT_TOKEN=TOKEN),
+        ["-n", "--pidfile=", "copilot-proxy", "--port", f"tcp:{free_port()}"],
+        env=clean_env(COPILOT_TOKEN=TOKEN),
     )
     assert code == 1
     lines = err.decode().strip().splitlines()
@@ -101,43 +80,24 @@ async def test_sighup_reloads_keys_without_breaking_a_stream(
 ) -> None:
     keys = tmp_path / "keys"
     keys.write_text(f"{ALICE} alice\n")
-    port = _free_port()
-    ended: Deferred[Any] = Deferred()
-    output: list[bytes] = []
-
-    class Watch(ProcessProtocol):
-        def outReceived(self, data: bytes) -> None:
-            output.append(data)
-
-        errReceived = outReceived
-
-        def processEnded(self, reason: Any) -> None:
-            ended.callback(reason.value.exitCode)
-
-    process = reactor.spawnProcess(
-        Watch(),
-        TWISTD,
+    port = free_port()
+    run = Twistd.spawn(
         [
-            *(TWISTD, "-n", "--pidfile=", "copilot-proxy", "--port", str(port)),
+            *("-n", "--pidfile=", "copilot-proxy", "--port", str(port)),
             *("--upstream", upstream.url, "--client-keys-file", str(keys)),
         ],
-        env=_env(COPILOT_TOKEN=TOKEN),
+        env=clean_env(COPILOT_TOKEN=TOKEN),
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(200):
-            try:
-                await fetch(url + "/models", headers={"x-api-key": ALICE})
-                break
-            except ConnectionRefusedError:
-                await deferLater(reactor, 0.05, lambda: None)
+        await run.serving(url + "/models", headers={"x-api-key": ALICE})
         headers, body = stream_request(events=80, interval=0.05)
         headers["authorization"] = f"Bearer {ALICE}"
         response, collector = await send(url + "/chat/completions", b"POST", headers, body)
         await timeout(collector.first)
 
         keys.write_text(f"{BOB} bob\n")
-        process.signalProcess("HUP")
+        run.signal("HUP")
         for _ in range(200):
             response, _ = await fetch(url + "/models", headers={"x-api-key": BOB})
             if response.code == 200:
@@ -151,17 +111,13 @@ async def test_sighup_reloads_keys_without_breaking_a_stream(
         assert collector.complete and collector.body.endswith(b"data: [DONE]\n\n")
 
         keys.write_text("garbage\n")
-        process.signalProcess("HUP")
-        for _ in range(200):
-            if b"client keys not reloaded" in b"".join(output):
-                break
-            await deferLater(reactor, 0.05, lambda: None)
+        run.signal("HUP")
+        await until(lambda: "client keys not reloaded" in run.text, seconds=10)
         response, _ = await fetch(url + "/models", headers={"x-api-key": BOB})
         assert response.code == 200
     finally:
-        process.signalProcess("TERM")
-        assert await timeout(ended, 10) == 0, b"".join(output)
-    log = b"".join(output).decode()
+        assert await run.stop(10) == 0, run.text
+    log = run.text
     assert "reloaded client keys" in log
     assert ALICE not in log and BOB not in log
 

@@ -5,44 +5,17 @@ the start, and a bad login fails it with one clear line and a non-zero exit.
 
 from __future__ import annotations
 
-import os
-import socket
-import sys
 from pathlib import Path
-from typing import Any
 
 import pytest_twisted
 from twisted.internet import reactor
-from twisted.internet.defer import Deferred
-from twisted.internet.error import ConnectionRefusedError
-from twisted.internet.protocol import ProcessProtocol
 from twisted.internet.task import deferLater
 from twisted.internet.utils import getProcessOutputAndValue
 
 from copilot_proxy.testing.fake_github import GITHUB_TOKEN
 
 from ._helpers import GitHub, Upstream, fetch, timeout, until
-
-TWISTD = str(Path(sys.executable).with_name("twistd"))
-
-
-def _free_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port: int = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("COPILOT_", "PROXY_"))}
-    env.pop("STATE_DIRECTORY", None)
-    for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "NO_PROXY", "no_proxy"):
-        env.pop(name, None)
-    env["HOME"] = str(tmp_path / "home")
-    env["XDG_CONFIG_HOME"] = str(tmp_path / "config")
-    env.update(extra)
-    return env
+from ._twistd import TWISTD, Twistd, clean_env, free_port
 
 
 @pytest_twisted.ensureDeferred
@@ -58,11 +31,11 @@ async def test_revoked_github_token_fails_the_start_with_one_line(
                 "--pidfile=",
                 "copilot-proxy",
                 "--port",
-                str(_free_port()),
+                str(free_port()),
                 "--github-api-url",
                 github.url,
             ],
-            env=_env(tmp_path, COPILOT_GITHUB_TOKEN=GITHUB_TOKEN),
+            env=clean_env(home=tmp_path, COPILOT_GITHUB_TOKEN=GITHUB_TOKEN),
         ),
         30,
     )
@@ -84,50 +57,21 @@ async def test_stored_login_serves_through_the_token_api_base(
 
     state = tmp_path / "state"
     _store.store_token(state, Secret(GITHUB_TOKEN))
-    port = _free_port()
-    ended: Deferred[Any] = Deferred()
-    output: list[bytes] = []
-
-    class Watch(ProcessProtocol):
-        def outReceived(self, data: bytes) -> None:
-            output.append(data)
-
-        errReceived = outReceived
-
-        def processEnded(self, reason: Any) -> None:
-            ended.callback(reason.value.exitCode)
-
-    process = reactor.spawnProcess(
-        Watch(),
-        TWISTD,
+    port = free_port()
+    run = Twistd.spawn(
         [
-            TWISTD,
-            "-n",
-            "--pidfile=",
-            "copilot-proxy",
-            "--port",
-            str(port),
-            "--state-dir",
-            str(state),
-            "--github-api-url",
-            github.url,
+            *("-n", "--pidfile=", "copilot-proxy", "--port", str(port)),
+            *("--state-dir", str(state), "--github-api-url", github.url),
         ],
-        env=_env(tmp_path),
+        env=clean_env(home=tmp_path),
     )
     try:
-        url = f"http://127.0.0.1:{port}"
-        for _ in range(200):
-            try:
-                response, _ = await fetch(url + "/models")
-                break
-            except ConnectionRefusedError:
-                await deferLater(reactor, 0.05, lambda: None)
+        response, _ = await run.serving(f"http://127.0.0.1:{port}/models")
         assert response.code == 200
         assert upstream.fake.received[-1].token == github.fake.issued[0]
     finally:
-        process.signalProcess("TERM")
-        assert await timeout(ended, 10) == 0
-    log = b"".join(output).decode()
+        assert await run.stop(10) == 0
+    log = run.text
     assert "credential: stored login" in log
     assert GITHUB_TOKEN not in log and github.fake.issued[0] not in log
 
@@ -138,43 +82,22 @@ async def test_sighup_rereads_the_login_and_renews(
 ) -> None:
     token_file = tmp_path / "github-token"
     token_file.write_text(GITHUB_TOKEN + "\n")
-    port = _free_port()
-    ended: Deferred[Any] = Deferred()
-
-    class Watch(ProcessProtocol):
-        def processEnded(self, reason: Any) -> None:
-            ended.callback(reason.value.exitCode)
-
-    process = reactor.spawnProcess(
-        Watch(),
-        TWISTD,
+    port = free_port()
+    run = Twistd.spawn(
         [
-            TWISTD,
-            "-n",
-            "--pidfile=",
-            "copilot-proxy",
-            "--port",
-            str(port),
-            "--github-token-file",
-            str(token_file),
-            "--github-api-url",
-            github.url,
+            *("-n", "--pidfile=", "copilot-proxy", "--port", str(port)),
+            *("--github-token-file", str(token_file), "--github-api-url", github.url),
         ],
-        env=_env(tmp_path),
+        env=clean_env(home=tmp_path),
     )
     try:
         url = f"http://127.0.0.1:{port}"
-        for _ in range(200):
-            try:
-                await fetch(url + "/models")
-                break
-            except ConnectionRefusedError:
-                await deferLater(reactor, 0.05, lambda: None)
+        await run.serving(url + "/models")
         assert github.fake.exchanges == [GITHUB_TOKEN]
         new_token = "gho_fake_github_token_0003"
         github.fake.github_tokens.add(new_token)
         token_file.write_text(new_token + "\n")
-        process.signalProcess("HUP")
+        run.signal("HUP")
         await until(lambda: len(github.fake.exchanges) == 2, seconds=10)
         assert github.fake.exchanges[-1] == new_token
         # The new token's answer reaches the proxy a moment after the fake
@@ -188,8 +111,7 @@ async def test_sighup_rereads_the_login_and_renews(
             await deferLater(reactor, 0.05, lambda: None)
         assert upstream.fake.received[-1].token == github.fake.issued[-1]
     finally:
-        process.signalProcess("TERM")
-        assert await timeout(ended, 10) == 0
+        assert await run.stop(10) == 0
 
 
 @pytest_twisted.ensureDeferred
@@ -206,11 +128,11 @@ async def test_daemon_with_a_revoked_login_exits_1_and_leaves_nothing_running(
                 f"--logfile={logfile}",
                 "copilot-proxy",
                 "--port",
-                str(_free_port()),
+                str(free_port()),
                 "--github-api-url",
                 github.url,
             ],
-            env=_env(tmp_path, COPILOT_GITHUB_TOKEN=GITHUB_TOKEN),
+            env=clean_env(home=tmp_path, COPILOT_GITHUB_TOKEN=GITHUB_TOKEN),
             path=str(tmp_path),
         ),
         30,
@@ -234,7 +156,7 @@ async def test_daemon_reports_started_once_it_has_a_token(
     import signal
 
     pidfile, logfile = tmp_path / "proxy.pid", tmp_path / "proxy.log"
-    port = _free_port()
+    port = free_port()
     out, err, code = await timeout(
         getProcessOutputAndValue(
             TWISTD,
@@ -247,7 +169,7 @@ async def test_daemon_reports_started_once_it_has_a_token(
                 "--github-api-url",
                 github.url,
             ],
-            env=_env(tmp_path, COPILOT_GITHUB_TOKEN=GITHUB_TOKEN),
+            env=clean_env(home=tmp_path, COPILOT_GITHUB_TOKEN=GITHUB_TOKEN),
             path=str(tmp_path),
         ),
         30,

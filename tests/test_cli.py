@@ -6,7 +6,6 @@ tmp_path, so no login of the person running the tests is touched.
 
 from __future__ import annotations
 
-import os
 import stat
 import sys
 from itertools import pairwise
@@ -21,19 +20,9 @@ from copilot_proxy._token import Secret
 from copilot_proxy.testing.fake_github import GITHUB_TOKEN, USER_CODE
 
 from ._helpers import GitHub, timeout
+from ._twistd import clean_env
 
 CLI = str(Path(sys.executable).with_name("copilot-proxy"))
-
-
-def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("COPILOT_", "PROXY_"))}
-    env.pop("STATE_DIRECTORY", None)
-    for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "NO_PROXY", "no_proxy"):
-        env.pop(name, None)
-    env["HOME"] = str(tmp_path / "home")
-    env["XDG_CONFIG_HOME"] = str(tmp_path / "config")
-    env.update(extra)
-    return env
 
 
 async def _cli(
@@ -41,7 +30,7 @@ async def _cli(
 ) -> tuple[str, str, int]:
     urls = ["--github-url", github.url, "--github-api-url", github.url] if github else []
     out, err, code = await timeout(
-        getProcessOutputAndValue(CLI, [*args, *urls], env=_env(tmp_path, **env)), 60
+        getProcessOutputAndValue(CLI, [*args, *urls], env=clean_env(home=tmp_path, **env)), 60
     )
     return out.decode(), err.decode(), code
 

@@ -9,8 +9,6 @@ import base64
 import json
 import os
 import signal
-import socket
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -31,9 +29,7 @@ from copilot_proxy.testing.fake_upstream import ACCEPTED_TOKEN
 from ._connect_proxy import ConnectProxy
 from ._helpers import Upstream, fetch, send, stream_request, timeout, until
 from ._tls import self_signed
-
-TWISTD = str(Path(sys.executable).with_name("twistd"))
-
+from ._twistd import TWISTD, clean_env, free_port
 
 # Which proxy, from the environment (pure) ---------------------------------
 
@@ -221,15 +217,13 @@ async def test_twistd_honours_https_proxy_and_upstream_ca(
 ) -> None:
     from twisted.internet.utils import getProcessOutputAndValue
 
-    listen = socket.socket()
-    listen.bind(("127.0.0.1", 0))
-    port = listen.getsockname()[1]
-    listen.close()
+    port = free_port()
     ca = tmp_path / "ca.pem"
     ca.write_bytes(tls_upstream.ca)
     pidfile, logfile = tmp_path / "proxy.pid", tmp_path / "proxy.log"
-    env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
-    env.update(COPILOT_TOKEN=ACCEPTED_TOKEN, HTTPS_PROXY=corporate_proxy.url, NO_PROXY="example")
+    env = clean_env(
+        COPILOT_TOKEN=ACCEPTED_TOKEN, HTTPS_PROXY=corporate_proxy.url, NO_PROXY="example"
+    )
     out, err, code = await getProcessOutputAndValue(
         TWISTD,
         [
@@ -271,7 +265,7 @@ async def test_bad_upstream_ca_fails_the_start_with_one_line(tmp_path: Path) -> 
     out, err, code = await getProcessOutputAndValue(
         TWISTD,
         ["-n", "copilot-proxy", "--port", "0", "--upstream-ca", str(ca)],
-        env={"COPILOT_TOKEN": ACCEPTED_TOKEN, "PATH": os.environ.get("PATH", "")},
+        env=clean_env(COPILOT_TOKEN=ACCEPTED_TOKEN),
     )
     assert code == 1
     assert err.decode().strip().splitlines() == [

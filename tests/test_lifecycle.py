@@ -8,22 +8,19 @@ from __future__ import annotations
 import os
 import signal
 import socket
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest_twisted
 from twisted.application.service import IServiceMaker
-from twisted.internet import reactor
 from twisted.internet.error import ConnectionRefusedError
-from twisted.internet.task import deferLater
 from twisted.internet.utils import getProcessOutputAndValue
 from twisted.plugin import getPlugins
 
 from ._helpers import Upstream, fetch, send, stream_request, timeout, until
+from ._twistd import TWISTD, Twistd, clean_env, free_port
 
 TOKEN = "fake-copilot-token"
-TWISTD = str(Path(sys.executable).with_name("twistd"))
 
 
 @pytest_twisted.ensureDeferred
@@ -65,27 +62,10 @@ def test_plugin_is_found_by_twistd() -> None:
     assert "copilot-proxy" in names
 
 
-def _free_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port: int = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def _env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("COPILOT_", "PROXY_"))}
-    # No stored or editor login of the person running the tests may leak in.
-    env.pop("STATE_DIRECTORY", None)
-    env["XDG_CONFIG_HOME"] = "/nonexistent/copilot-proxy-tests"
-    env.update(extra)
-    return env
-
-
 @pytest_twisted.ensureDeferred
 async def test_start_without_token_fails_with_one_line() -> None:
     out, err, code = await getProcessOutputAndValue(
-        TWISTD, ["-n", "copilot-proxy", "--port", str(_free_port())], env=_env()
+        TWISTD, ["-n", "copilot-proxy", "--port", str(free_port())], env=clean_env()
     )
     assert code == 1
     lines = err.decode().strip().splitlines()
@@ -102,7 +82,7 @@ async def test_start_on_a_busy_port_fails_with_one_line() -> None:
         out, err, code = await getProcessOutputAndValue(
             TWISTD,
             ["-n", "copilot-proxy", "--port", str(busy.getsockname()[1])],
-            env=_env(COPILOT_TOKEN=TOKEN),
+            env=clean_env(COPILOT_TOKEN=TOKEN),
         )
     finally:
         busy.close()
@@ -116,7 +96,7 @@ async def test_start_on_a_busy_port_fails_with_one_line() -> None:
 async def test_daemon_with_pidfile_serves_and_stops_cleanly_on_sigterm(
     upstream: Upstream, tmp_path: Path
 ) -> None:
-    port = _free_port()
+    port = free_port()
     pidfile, logfile = tmp_path / "proxy.pid", tmp_path / "proxy.log"
     token_file = tmp_path / "token"
     token_file.write_text(TOKEN + "\n")
@@ -133,7 +113,7 @@ async def test_daemon_with_pidfile_serves_and_stops_cleanly_on_sigterm(
             "--token-file",
             str(token_file),
         ],
-        env=_env(),
+        env=clean_env(),
         path=str(tmp_path),
     )
     assert code == 0, err
@@ -161,54 +141,20 @@ async def test_daemon_with_pidfile_serves_and_stops_cleanly_on_sigterm(
 
 @pytest_twisted.ensureDeferred
 async def test_foreground_sigterm_drains_and_exits_zero(upstream: Upstream) -> None:
-    from twisted.internet.defer import Deferred
-    from twisted.internet.protocol import ProcessProtocol
-
-    port = _free_port()
-    ended: Deferred[Any] = Deferred()
-    output: list[bytes] = []
-
-    class Watch(ProcessProtocol):
-        def outReceived(self, data: bytes) -> None:
-            output.append(data)
-
-        errReceived = outReceived
-
-        def processEnded(self, reason: Any) -> None:
-            ended.callback(reason.value.exitCode)
-
-    process = reactor.spawnProcess(
-        Watch(),
-        TWISTD,
-        [
-            TWISTD,
-            "-n",
-            "--pidfile=",
-            "copilot-proxy",
-            "--port",
-            str(port),
-            "--upstream",
-            upstream.url,
-        ],
-        env=_env(COPILOT_TOKEN=TOKEN),
+    port = free_port()
+    run = Twistd.spawn(
+        ["-n", "--pidfile=", "copilot-proxy", "--port", str(port), "--upstream", upstream.url],
+        env=clean_env(COPILOT_TOKEN=TOKEN),
     )
     url = f"http://127.0.0.1:{port}"
-
-    async def ready() -> bool:
-        try:
-            await fetch(url + "/models")
-        except ConnectionRefusedError:
-            return False
-        return True
-
-    for _ in range(200):
-        if await ready():
-            break
-        await deferLater(reactor, 0.05, lambda: None)
-    headers, body = stream_request(events=10, interval=0.05)
-    response, collector = await send(url + "/chat/completions", b"POST", headers, body)
-    await timeout(collector.first)
-    process.signalProcess("TERM")
-    await timeout(collector.done)
-    assert collector.complete
-    assert await timeout(ended, 10) == 0, b"".join(output)
+    try:
+        await run.serving(url + "/models")
+        headers, body = stream_request(events=10, interval=0.05)
+        response, collector = await send(url + "/chat/completions", b"POST", headers, body)
+        await timeout(collector.first)
+        run.signal("TERM")
+        await timeout(collector.done)
+        assert collector.complete
+        assert await timeout(run.ended, 10) == 0, run.text
+    finally:
+        run.kill()

@@ -9,7 +9,6 @@ import json
 import os
 import signal
 import socket
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +22,8 @@ from copilot_proxy._logformat import json_line
 from copilot_proxy.testing.fake_upstream import ACCEPTED_TOKEN
 
 from ._helpers import Proxy, Upstream, fetch, send, stream_request, timeout, until
+from ._twistd import TWISTD, Twistd, clean_env, free_port
 
-TWISTD = str(Path(sys.executable).with_name("twistd"))
 NOWHERE = "http://127.0.0.1:9"
 
 
@@ -89,18 +88,6 @@ def test_log_format_is_text_or_json() -> None:
 # The real daemon -----------------------------------------------------------
 
 
-def _free_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port: int = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def _env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith(("COPILOT_", "PROXY_"))}
-
-
 def _json_lines(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
@@ -115,7 +102,7 @@ async def test_json_log_file_survives_logrotate_move_and_copytruncate(
 ) -> None:
     from twisted.internet.utils import getProcessOutputAndValue
 
-    port = _free_port()
+    port = free_port()
     pidfile, logfile = tmp_path / "proxy.pid", tmp_path / "proxy.log"
     token_file = tmp_path / "token"
     token_file.write_text(ACCEPTED_TOKEN + "\n")
@@ -134,7 +121,7 @@ async def test_json_log_file_survives_logrotate_move_and_copytruncate(
             "--log-format",
             "json",
         ],
-        env=_env(),
+        env=clean_env(),
         path=str(tmp_path),
     )
     assert code == 0, err
@@ -190,8 +177,8 @@ async def test_bad_log_format_fails_the_start_with_one_line() -> None:
 
     out, err, code = await getProcessOutputAndValue(
         TWISTD,
-        ["-n", "copilot-proxy", "--port", str(_free_port()), "--log-format", "yaml"],
-        env={**_env(), "COPILOT_TOKEN": ACCEPTED_TOKEN},
+        ["-n", "copilot-proxy", "--port", str(free_port()), "--log-format", "yaml"],
+        env=clean_env(COPILOT_TOKEN=ACCEPTED_TOKEN),
     )
     assert code == 1
     assert err.decode().strip().splitlines() == [
@@ -318,48 +305,25 @@ async def test_no_github_or_copilot_token_in_logs_bodies_or_health_on_a_github_l
 async def test_foreground_json_logs_go_to_stdout_one_object_per_line(
     reactor: Any, upstream: Upstream
 ) -> None:
-    from twisted.internet.defer import Deferred
-    from twisted.internet.error import ConnectionRefusedError
-    from twisted.internet.protocol import ProcessProtocol
-    from twisted.internet.task import deferLater
-
-    out: list[bytes] = []
-    err: list[bytes] = []
-    ended: Deferred[int] = Deferred()
-
-    class Run(ProcessProtocol):
-        def outReceived(self, data: bytes) -> None:
-            out.append(data)
-
-        def errReceived(self, data: bytes) -> None:
-            err.append(data)
-
-        def processEnded(self, reason: Any) -> None:
-            ended.callback(reason.value.exitCode)
-
-    port = _free_port()
-    argv = [TWISTD, "-n", "--pidfile=", "copilot-proxy", "--port", str(port)]
-    argv += ["--upstream", upstream.url, "--log-format", "json"]
-    process = reactor.spawnProcess(
-        Run(), TWISTD, argv, env={**_env(), "COPILOT_TOKEN": ACCEPTED_TOKEN}
+    port = free_port()
+    run = Twistd.spawn(
+        [
+            *("-n", "--pidfile=", "copilot-proxy", "--port", str(port)),
+            *("--upstream", upstream.url, "--log-format", "json"),
+        ],
+        env=clean_env(COPILOT_TOKEN=ACCEPTED_TOKEN),
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(400):
-            try:
-                await fetch(url + "/_proxy/healthz")
-                break
-            except ConnectionRefusedError:
-                await deferLater(reactor, 0.05, lambda: None)
+        await run.serving(url + "/_proxy/healthz")
         headers, body = stream_request(events=2)
         await fetch(url + "/chat/completions", b"POST", headers, body)
-        await until(lambda: b"copilot_proxy.access" in b"".join(out), seconds=10)
+        await until(lambda: b"copilot_proxy.access" in b"".join(run.stdout), seconds=10)
     finally:
-        process.signalProcess("TERM")
-        assert await timeout(ended, 20) == 0
-    lines = [json.loads(line) for line in b"".join(out).decode().splitlines()]
+        assert await run.stop(20) == 0
+    lines = [json.loads(line) for line in b"".join(run.stdout).decode().splitlines()]
     assert {"time", "level", "namespace", "message"} <= set(lines[0])
     (access,) = _access(lines)
     assert access["status"] == 200 and access["model"] == "gpt-4o"
     assert any(line["message"].startswith("copilot-proxy ") for line in lines)
-    assert ACCEPTED_TOKEN not in b"".join(out + err).decode()
+    assert ACCEPTED_TOKEN not in run.text

@@ -12,7 +12,6 @@ import shlex
 import shutil
 import socket
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,17 +19,17 @@ import pytest
 import pytest_twisted
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
-from twisted.internet.protocol import DatagramProtocol, ProcessProtocol
+from twisted.internet.protocol import DatagramProtocol
 from twisted.internet.task import deferLater
 from twisted.internet.utils import getProcessOutputAndValue
 
 from ._helpers import Upstream, fetch, send, stream_request, timeout, until
+from ._twistd import TWISTD, Twistd, clean_env
 
 UNITS = Path(__file__).resolve().parent.parent / "contrib" / "systemd"
 SERVICES = ("copilot-proxy.service", "copilot-proxy-activated.service")
 DROP_IN = "copilot-proxy-token.conf"
 INSTALLED_TWISTD = "/opt/copilot-proxy/bin/twistd"
-TWISTD = str(Path(sys.executable).with_name("twistd"))
 TOKEN = "fake-copilot-token"
 
 
@@ -205,42 +204,24 @@ def test_socket_hands_its_port_to_the_activated_service() -> None:
     assert argv[argv.index("--port") + 1] == "systemd:domain=INET:index=0"
 
 
-class _Twistd(ProcessProtocol):
-    def __init__(self) -> None:
-        self.output: list[bytes] = []
-        self.ended: Deferred[int] = Deferred()
-
-    def outReceived(self, data: bytes) -> None:
-        self.output.append(data)
-
-    errReceived = outReceived
-
-    def processEnded(self, reason: Any) -> None:
-        self.ended.callback(reason.value.exitCode)
-
-
 def _activated(
     listener: socket.socket, upstream: Upstream, token_file: Path, **extra_env: str
-) -> Any:
+) -> Twistd:
     """
     Start the proxy the way systemd starts copilot-proxy-activated.service:
     the listening socket as fd 3 and C{LISTEN_PID} naming the process itself
     (the shell sets it to its own pid, then execs twistd in place).
     """
-    protocol = _Twistd()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("COPILOT_", "PROXY_"))}
-    env.update(LISTEN_FDS="1", LISTEN_FDNAMES="copilot-proxy.socket", **extra_env)
+    env = clean_env(LISTEN_FDS="1", LISTEN_FDNAMES="copilot-proxy.socket", **extra_env)
     twistd = [TWISTD, "-n", "--pidfile=", "copilot-proxy"]
     options = ["--port", "systemd:domain=INET:index=0", "--upstream", upstream.url]
     options += ["--token-file", str(token_file)]
-    process = reactor.spawnProcess(
-        protocol,
-        "/bin/sh",
-        ["/bin/sh", "-c", 'LISTEN_PID=$$ exec "$@"', "sh", *twistd, *options],
-        env=env,
+    return Twistd.spawn(
+        ["-c", 'LISTEN_PID=$$ exec "$@"', "sh", *twistd, *options],
+        env,
+        executable="/bin/sh",
         childFDs={0: "w", 1: "r", 2: "r", 3: listener.fileno()},
     )
-    return process, protocol
 
 
 @pytest_twisted.ensureDeferred
@@ -261,9 +242,8 @@ async def test_socket_activation_restarts_without_refusing_connections(
         # socket already accepts, so it waits instead of being refused.
         response, _ = await timeout(Deferred.fromCoroutine(fetch(url + "/_proxy/healthz")), 20)
         assert response.code == 200
-        process, first = runs[0]
-        process.signalProcess("TERM")
-        assert await timeout(first.ended, 20) == 0, b"".join(first.output)
+        first = runs[0]
+        assert await first.stop(20) == 0, first.text
 
         # No proxy runs now; a client connecting is queued, not refused.
         headers, body = stream_request(events=2)
@@ -275,15 +255,13 @@ async def test_socket_activation_restarts_without_refusing_connections(
         await timeout(collector.done, 20)
         assert response.code == 200
         assert collector.complete and collector.body.endswith(b"data: [DONE]\n\n")
-        process, second = runs[1]
-        process.signalProcess("TERM")
-        assert await timeout(second.ended, 20) == 0, b"".join(second.output)
+        second = runs[1]
+        assert await second.stop(20) == 0, second.text
     finally:
-        for process, run in runs:
-            if not run.ended.called:
-                process.signalProcess("KILL")
+        for run in runs:
+            run.kill()
         listener.close()
-    for _, run in runs:
+    for run in runs:
         assert TOKEN.encode() not in b"".join(run.output)
 
 
@@ -296,24 +274,19 @@ async def test_reload_signal_keeps_the_service_serving(upstream: Upstream, tmp_p
     listener.bind(("127.0.0.1", 0))
     listener.listen(128)
     url = f"http://127.0.0.1:{listener.getsockname()[1]}"
-    process, run = _activated(listener, upstream, token_file)
+    run = _activated(listener, upstream, token_file)
     try:
         response, _ = await timeout(Deferred.fromCoroutine(fetch(url + "/_proxy/healthz")), 20)
         assert response.code == 200
-        process.signalProcess("HUP")
-        for _ in range(200):
-            if b"received SIGHUP" in b"".join(run.output):
-                break
-            await deferLater(reactor, 0.05, lambda: None)
+        run.signal("HUP")
+        await until(lambda: "received SIGHUP" in run.text, seconds=10)
         assert b"received SIGHUP, reloading" in b"".join(run.output)
         assert not run.ended.called
         response, _ = await fetch(url + "/models")
         assert response.code == 200
-        process.signalProcess("TERM")
-        assert await timeout(run.ended, 20) == 0
+        assert await run.stop(20) == 0
     finally:
-        if not run.ended.called:
-            process.signalProcess("KILL")
+        run.kill()
         listener.close()
 
 
@@ -348,18 +321,16 @@ async def test_ready_is_notified_once_serving_and_stopping_at_sigterm(
     url = f"http://127.0.0.1:{listener.getsockname()[1]}"
     token_file = tmp_path / "copilot-token"
     token_file.write_text(TOKEN + "\n")
-    process, run = _activated(listener, upstream, token_file, NOTIFY_SOCKET=address)
+    run = _activated(listener, upstream, token_file, NOTIFY_SOCKET=address)
     try:
         await until(lambda: bool(notify.messages), seconds=20)
         assert notify.messages[0].split("\n")[0] == "READY=1"
         response, _ = await fetch(url + "/_proxy/healthz")
         assert response.code == 200
-        process.signalProcess("TERM")
-        assert await timeout(run.ended, 20) == 0
+        assert await run.stop(20) == 0
         assert any(m.startswith("STOPPING=1") for m in notify.messages[1:]), notify.messages
     finally:
-        if not run.ended.called:
-            process.signalProcess("KILL")
+        run.kill()
         listener.close()
         await port_.stopListening()
 
@@ -374,14 +345,7 @@ async def test_a_start_that_fails_never_reports_ready(
     notify = _NotifySocket()
     address = str(tmp_path / "notify")
     port_ = reactor.listenUNIXDatagram(address, notify)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("COPILOT_", "PROXY_"))}
-    env.pop("STATE_DIRECTORY", None)
-    env.update(
-        HOME=str(tmp_path),
-        XDG_CONFIG_HOME=str(tmp_path / "config"),
-        COPILOT_GITHUB_TOKEN=GITHUB_TOKEN,
-        NOTIFY_SOCKET=address,
-    )
+    env = clean_env(home=tmp_path, COPILOT_GITHUB_TOKEN=GITHUB_TOKEN, NOTIFY_SOCKET=address)
     try:
         out, err, code = await timeout(
             getProcessOutputAndValue(

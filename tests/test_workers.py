@@ -8,79 +8,38 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
-import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
 import pytest_twisted
-from twisted.internet import reactor
-from twisted.internet.defer import Deferred
-from twisted.internet.error import ConnectionRefusedError
-from twisted.internet.protocol import ProcessProtocol
-from twisted.internet.task import deferLater
 
 from copilot_proxy._config import ConfigError
 from copilot_proxy._workers import listen_fd, worker_count
 
 from ._helpers import Upstream, fetch, timeout, until
+from ._twistd import Twistd, clean_env, free_port
 
 TOKEN = "fake-copilot-token"
-TWISTD = str(Path(sys.executable).with_name("twistd"))
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-class _Twistd(ProcessProtocol):
-    def __init__(self) -> None:
-        self.output: list[bytes] = []
-        self.ended: Deferred[int] = Deferred()
-
-    def outReceived(self, data: bytes) -> None:
-        self.output.append(data)
-
-    errReceived = outReceived
-
-    def processEnded(self, reason: Any) -> None:
-        self.ended.callback(reason.value.exitCode)
-
-    @property
-    def text(self) -> str:
-        return b"".join(self.output).decode("utf-8", "replace")
-
+class _Twistd(Twistd):
     def worker_pids(self) -> list[int]:
         return [int(p) for p in re.findall(r"worker \d+ started, pid (\d+)", self.text)]
 
 
 async def _start(upstream: Upstream, workers: int) -> tuple[Any, _Twistd, str]:
-    port = _free_port()
-    watch = _Twistd()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("COPILOT_")}
-    env["COPILOT_TOKEN"] = TOKEN
-    process = reactor.spawnProcess(
-        watch,
-        TWISTD,
+    port = free_port()
+    watch = _Twistd.spawn(
         [
-            *(TWISTD, "-n", "--pidfile=", "copilot-proxy", "--port", str(port)),
+            *("-n", "--pidfile=", "copilot-proxy", "--port", str(port)),
             *("--upstream", upstream.url, "--workers", str(workers)),
         ],
-        env=env,
+        env=clean_env(COPILOT_TOKEN=TOKEN),
     )
     url = f"http://127.0.0.1:{port}"
-    for _ in range(300):
-        try:
-            await fetch(url + "/models")
-            break
-        except ConnectionRefusedError:
-            await deferLater(reactor, 0.05, lambda: None)
+    await watch.serving(url + "/models")
     await until(lambda: len(watch.worker_pids()) == workers - 1, 10)
-    return process, watch, url
+    return watch.process, watch, url
 
 
 def _alive(pid: int) -> bool:

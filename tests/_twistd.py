@@ -17,9 +17,10 @@ from twisted.internet.defer import Deferred
 from twisted.internet.error import ConnectionRefusedError, ProcessExitedAlready
 from twisted.internet.protocol import ProcessProtocol
 from twisted.internet.task import deferLater
+from twisted.internet.utils import getProcessOutputAndValue
 from twisted.web.iweb import IResponse
 
-from ._helpers import fetch, timeout
+from ._helpers import fetch, timeout, until
 
 TWISTD = str(Path(sys.executable).with_name("twistd"))
 
@@ -60,6 +61,47 @@ def clean_env(*, home: Path | None = None, **extra: str) -> dict[str, str]:
 
 
 _Run = TypeVar("_Run", bound="Twistd")
+
+
+async def run_twistd(
+    args: list[str], env: dict[str, str], cwd: Path | None = None, seconds: float = 30.0
+) -> tuple[bytes, bytes, int]:
+    """
+    Run C{twistd} with C{args} to its end: its stdout, stderr and exit code.
+    A daemonizing run ends when the daemon has reported its start.
+    """
+    path = None if cwd is None else str(cwd)
+    result: tuple[bytes, bytes, int] = await timeout(
+        getProcessOutputAndValue(TWISTD, args, env=env, path=path), seconds
+    )
+    return result
+
+
+class Daemon:
+    """
+    C{twistd copilot-proxy} going into the background, as an init script
+    runs it, with its pid file and log file in C{directory}.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.pidfile = directory / "proxy.pid"
+        self.logfile = directory / "proxy.log"
+
+    async def start(
+        self, *options: str, env: dict[str, str], seconds: float = 30.0
+    ) -> tuple[bytes, bytes, int]:
+        """Run C{twistd} with the proxy's C{options}; see L{run_twistd}."""
+        args = [f"--pidfile={self.pidfile}", f"--logfile={self.logfile}", "copilot-proxy"]
+        return await run_twistd([*args, *options], env, self.directory, seconds)
+
+    @property
+    def pid(self) -> int:
+        return int(self.pidfile.read_text())
+
+    async def gone(self, seconds: float = 10.0) -> None:
+        """Wait until the daemon has ended and removed its pid file."""
+        await until(lambda: not self.pidfile.exists(), seconds=seconds)
 
 
 class Twistd(ProcessProtocol):

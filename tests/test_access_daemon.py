@@ -11,14 +11,13 @@ import pytest
 import pytest_twisted
 from twisted.internet import reactor
 from twisted.internet.task import deferLater
-from twisted.internet.utils import getProcessOutputAndValue
 
 from copilot_proxy._access_config import AccessConfig, is_private_listener
 from copilot_proxy._config import ConfigError
 from copilot_proxy._tap import Options, access_from, check_not_open_relay, config_from
 
 from ._helpers import Upstream, fetch, send, stream_request, timeout, until
-from ._twistd import TWISTD, Twistd, clean_env, free_port
+from ._twistd import Twistd, clean_env, free_port, run_twistd
 
 TOKEN = "fake-copilot-token"
 ALICE = "sk-alice-0123456789abcdef"
@@ -62,10 +61,9 @@ def test_a_public_listener_without_keys_is_refused_unless_allowed() -> None:
 
 @pytest_twisted.ensureDeferred
 async def test_open_relay_refused_at_start_with_one_line() -> None:
-    out, err, code = await getProcessOutputAndValue(
-        TWISTD,
+    out, err, code = await run_twistd(
         ["-n", "--pidfile=", "copilot-proxy", "--port", f"tcp:{free_port()}"],
-        env=clean_env(COPILOT_TOKEN=TOKEN),
+        clean_env(COPILOT_TOKEN=TOKEN),
     )
     assert code == 1
     lines = err.decode().strip().splitlines()

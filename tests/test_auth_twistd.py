@@ -10,12 +10,11 @@ from pathlib import Path
 import pytest_twisted
 from twisted.internet import reactor
 from twisted.internet.task import deferLater
-from twisted.internet.utils import getProcessOutputAndValue
 
 from copilot_proxy.testing.fake_github import GITHUB_TOKEN
 
-from ._helpers import GitHub, Upstream, fetch, timeout, until
-from ._twistd import TWISTD, Twistd, clean_env, free_port
+from ._helpers import GitHub, Upstream, fetch, until
+from ._twistd import Daemon, Twistd, clean_env, free_port, run_twistd
 
 
 @pytest_twisted.ensureDeferred
@@ -23,21 +22,12 @@ async def test_revoked_github_token_fails_the_start_with_one_line(
     github: GitHub, tmp_path: Path
 ) -> None:
     github.fake.revoke(GITHUB_TOKEN)
-    out, err, code = await timeout(
-        getProcessOutputAndValue(
-            TWISTD,
-            [
-                "-n",
-                "--pidfile=",
-                "copilot-proxy",
-                "--port",
-                str(free_port()),
-                "--github-api-url",
-                github.url,
-            ],
-            env=clean_env(home=tmp_path, COPILOT_GITHUB_TOKEN=GITHUB_TOKEN),
-        ),
-        30,
+    out, err, code = await run_twistd(
+        [
+            *("-n", "--pidfile=", "copilot-proxy", "--port", str(free_port())),
+            *("--github-api-url", github.url),
+        ],
+        clean_env(home=tmp_path, COPILOT_GITHUB_TOKEN=GITHUB_TOKEN),
     )
     assert code == 1, (out, err)
     lines = err.decode().strip().splitlines()
@@ -119,31 +109,18 @@ async def test_daemon_with_a_revoked_login_exits_1_and_leaves_nothing_running(
     github: GitHub, tmp_path: Path
 ) -> None:
     github.fake.revoke(GITHUB_TOKEN)
-    pidfile, logfile = tmp_path / "proxy.pid", tmp_path / "proxy.log"
-    out, err, code = await timeout(
-        getProcessOutputAndValue(
-            TWISTD,
-            [
-                f"--pidfile={pidfile}",
-                f"--logfile={logfile}",
-                "copilot-proxy",
-                "--port",
-                str(free_port()),
-                "--github-api-url",
-                github.url,
-            ],
-            env=clean_env(home=tmp_path, COPILOT_GITHUB_TOKEN=GITHUB_TOKEN),
-            path=str(tmp_path),
-        ),
-        30,
+    daemon = Daemon(tmp_path)
+    out, err, code = await daemon.start(
+        *("--port", str(free_port()), "--github-api-url", github.url),
+        env=clean_env(home=tmp_path, COPILOT_GITHUB_TOKEN=GITHUB_TOKEN),
     )
     # twistd's parent waits for the daemon's report and passes the reason on.
     assert code == 1, (out, err)
     assert b"GitHub refused the GitHub token" in err
     assert b"Traceback" not in err
     # The daemon itself has ended and cleaned up after itself.
-    await until(lambda: not pidfile.exists(), seconds=10)
-    log = logfile.read_text()
+    await daemon.gone()
+    log = daemon.logfile.read_text()
     assert "cannot start: GitHub refused the GitHub token" in log
     assert GITHUB_TOKEN not in log + (out + err).decode()
 
@@ -155,31 +132,18 @@ async def test_daemon_reports_started_once_it_has_a_token(
     import os as _os
     import signal
 
-    pidfile, logfile = tmp_path / "proxy.pid", tmp_path / "proxy.log"
+    daemon = Daemon(tmp_path)
     port = free_port()
-    out, err, code = await timeout(
-        getProcessOutputAndValue(
-            TWISTD,
-            [
-                f"--pidfile={pidfile}",
-                f"--logfile={logfile}",
-                "copilot-proxy",
-                "--port",
-                str(port),
-                "--github-api-url",
-                github.url,
-            ],
-            env=clean_env(home=tmp_path, COPILOT_GITHUB_TOKEN=GITHUB_TOKEN),
-            path=str(tmp_path),
-        ),
-        30,
+    out, err, code = await daemon.start(
+        *("--port", str(port), "--github-api-url", github.url),
+        env=clean_env(home=tmp_path, COPILOT_GITHUB_TOKEN=GITHUB_TOKEN),
     )
     assert code == 0, (out, err)
-    pid = int(pidfile.read_text())
+    pid = daemon.pid
     try:
         # Started means serving: no waiting for the port to open.
         response, _ = await fetch(f"http://127.0.0.1:{port}/embeddings", b"POST", body=b"{}")
         assert response.code == 200
     finally:
         _os.kill(pid, signal.SIGTERM)
-    await until(lambda: not pidfile.exists(), seconds=10)
+    await daemon.gone()

@@ -27,9 +27,9 @@ from copilot_proxy._tap import Options, config_from
 from copilot_proxy.testing.fake_upstream import ACCEPTED_TOKEN
 
 from ._connect_proxy import ConnectProxy
-from ._helpers import Upstream, fetch, send, stream_request, timeout, until
+from ._helpers import Upstream, fetch, send, stream_request, timeout
 from ._tls import self_signed
-from ._twistd import TWISTD, clean_env, free_port
+from ._twistd import Daemon, clean_env, free_port, run_twistd
 
 # Which proxy, from the environment (pure) ---------------------------------
 
@@ -215,33 +215,19 @@ async def test_proxy_refusing_the_tunnel_gives_502_naming_it_without_credentials
 async def test_twistd_honours_https_proxy_and_upstream_ca(
     upstream: Upstream, tls_upstream: _TLSUpstream, corporate_proxy: Any, tmp_path: Path
 ) -> None:
-    from twisted.internet.utils import getProcessOutputAndValue
-
     port = free_port()
     ca = tmp_path / "ca.pem"
     ca.write_bytes(tls_upstream.ca)
-    pidfile, logfile = tmp_path / "proxy.pid", tmp_path / "proxy.log"
+    daemon = Daemon(tmp_path)
     env = clean_env(
         COPILOT_TOKEN=ACCEPTED_TOKEN, HTTPS_PROXY=corporate_proxy.url, NO_PROXY="example"
     )
-    out, err, code = await getProcessOutputAndValue(
-        TWISTD,
-        [
-            f"--pidfile={pidfile}",
-            f"--logfile={logfile}",
-            "copilot-proxy",
-            "--port",
-            str(port),
-            "--upstream",
-            tls_upstream.url,
-            "--upstream-ca",
-            str(ca),
-        ],
+    out, err, code = await daemon.start(
+        *("--port", str(port), "--upstream", tls_upstream.url, "--upstream-ca", str(ca)),
         env=env,
-        path=str(tmp_path),
     )
     assert code == 0, err
-    pid = int(pidfile.read_text())
+    pid = daemon.pid
     try:
         response, _ = await fetch(f"http://127.0.0.1:{port}/models")
         assert response.code == 200
@@ -250,22 +236,19 @@ async def test_twistd_honours_https_proxy_and_upstream_ca(
         ]
     finally:
         os.kill(pid, signal.SIGTERM)
-        await until(lambda: not pidfile.exists(), seconds=10)
-    log = logfile.read_text()
+        await daemon.gone()
+    log = daemon.logfile.read_text()
     assert "tunnel through ForwardProxy(127.0.0.1" in log
     assert ACCEPTED_TOKEN not in log
 
 
 @pytest_twisted.ensureDeferred
 async def test_bad_upstream_ca_fails_the_start_with_one_line(tmp_path: Path) -> None:
-    from twisted.internet.utils import getProcessOutputAndValue
-
     ca = tmp_path / "ca.pem"
     ca.write_text("not a certificate\n")
-    out, err, code = await getProcessOutputAndValue(
-        TWISTD,
+    out, err, code = await run_twistd(
         ["-n", "copilot-proxy", "--port", "0", "--upstream-ca", str(ca)],
-        env=clean_env(COPILOT_TOKEN=ACCEPTED_TOKEN),
+        clean_env(COPILOT_TOKEN=ACCEPTED_TOKEN),
     )
     assert code == 1
     assert err.decode().strip().splitlines() == [

@@ -14,11 +14,10 @@ from typing import Any
 import pytest_twisted
 from twisted.application.service import IServiceMaker
 from twisted.internet.error import ConnectionRefusedError
-from twisted.internet.utils import getProcessOutputAndValue
 from twisted.plugin import getPlugins
 
-from ._helpers import Upstream, fetch, send, stream_request, timeout, until
-from ._twistd import TWISTD, Twistd, clean_env, free_port
+from ._helpers import Upstream, fetch, send, stream_request, timeout
+from ._twistd import Daemon, Twistd, clean_env, free_port, run_twistd
 
 TOKEN = "fake-copilot-token"
 
@@ -64,8 +63,8 @@ def test_plugin_is_found_by_twistd() -> None:
 
 @pytest_twisted.ensureDeferred
 async def test_start_without_token_fails_with_one_line() -> None:
-    out, err, code = await getProcessOutputAndValue(
-        TWISTD, ["-n", "copilot-proxy", "--port", str(free_port())], env=clean_env()
+    out, err, code = await run_twistd(
+        ["-n", "copilot-proxy", "--port", str(free_port())], clean_env()
     )
     assert code == 1
     lines = err.decode().strip().splitlines()
@@ -79,10 +78,9 @@ async def test_start_on_a_busy_port_fails_with_one_line() -> None:
     busy.bind(("127.0.0.1", 0))
     busy.listen(1)
     try:
-        out, err, code = await getProcessOutputAndValue(
-            TWISTD,
+        out, err, code = await run_twistd(
             ["-n", "copilot-proxy", "--port", str(busy.getsockname()[1])],
-            env=clean_env(COPILOT_TOKEN=TOKEN),
+            clean_env(COPILOT_TOKEN=TOKEN),
         )
     finally:
         busy.close()
@@ -97,27 +95,15 @@ async def test_daemon_with_pidfile_serves_and_stops_cleanly_on_sigterm(
     upstream: Upstream, tmp_path: Path
 ) -> None:
     port = free_port()
-    pidfile, logfile = tmp_path / "proxy.pid", tmp_path / "proxy.log"
+    daemon = Daemon(tmp_path)
     token_file = tmp_path / "token"
     token_file.write_text(TOKEN + "\n")
-    out, err, code = await getProcessOutputAndValue(
-        TWISTD,
-        [
-            f"--pidfile={pidfile}",
-            f"--logfile={logfile}",
-            "copilot-proxy",
-            "--port",
-            str(port),
-            "--upstream",
-            upstream.url,
-            "--token-file",
-            str(token_file),
-        ],
+    out, err, code = await daemon.start(
+        *("--port", str(port), "--upstream", upstream.url, "--token-file", str(token_file)),
         env=clean_env(),
-        path=str(tmp_path),
     )
     assert code == 0, err
-    pid = int(pidfile.read_text())
+    pid = daemon.pid
     try:
         headers, body = stream_request(events=20, interval=0.05)
         url = f"http://127.0.0.1:{port}"
@@ -128,11 +114,11 @@ async def test_daemon_with_pidfile_serves_and_stops_cleanly_on_sigterm(
         # The stream in flight still completes; then the daemon goes away.
         await timeout(collector.done)
         assert collector.complete
-        await until(lambda: not pidfile.exists(), seconds=10)
+        await daemon.gone()
     finally:
-        if pidfile.exists():
+        if daemon.pidfile.exists():
             os.kill(pid, signal.SIGKILL)
-    log = logfile.read_text()
+    log = daemon.logfile.read_text()
     assert "POST /chat/completions 200" in log
     assert "received SIGTERM" in log
     assert "Traceback" not in log, log

@@ -22,7 +22,7 @@ from copilot_proxy._logformat import json_line
 from copilot_proxy.testing.fake_upstream import ACCEPTED_TOKEN
 
 from ._helpers import Proxy, Upstream, fetch, send, stream_request, timeout, until
-from ._twistd import TWISTD, Twistd, clean_env, free_port
+from ._twistd import Daemon, Twistd, clean_env, free_port, run_twistd
 
 NOWHERE = "http://127.0.0.1:9"
 
@@ -100,32 +100,18 @@ def _access(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
 async def test_json_log_file_survives_logrotate_move_and_copytruncate(
     upstream: Upstream, tmp_path: Path
 ) -> None:
-    from twisted.internet.utils import getProcessOutputAndValue
-
     port = free_port()
-    pidfile, logfile = tmp_path / "proxy.pid", tmp_path / "proxy.log"
+    daemon = Daemon(tmp_path)
+    pidfile, logfile = daemon.pidfile, daemon.logfile
     token_file = tmp_path / "token"
     token_file.write_text(ACCEPTED_TOKEN + "\n")
-    out, err, code = await getProcessOutputAndValue(
-        TWISTD,
-        [
-            f"--pidfile={pidfile}",
-            f"--logfile={logfile}",
-            "copilot-proxy",
-            "--port",
-            str(port),
-            "--upstream",
-            upstream.url,
-            "--token-file",
-            str(token_file),
-            "--log-format",
-            "json",
-        ],
+    out, err, code = await daemon.start(
+        *("--port", str(port), "--upstream", upstream.url, "--token-file", str(token_file)),
+        *("--log-format", "json"),
         env=clean_env(),
-        path=str(tmp_path),
     )
     assert code == 0, err
-    pid = int(pidfile.read_text())
+    pid = daemon.pid
     url = f"http://127.0.0.1:{port}"
     try:
         headers, body = stream_request(events=3)
@@ -144,7 +130,7 @@ async def test_json_log_file_survives_logrotate_move_and_copytruncate(
         await fetch(url + "/models?after=truncate")
         await until(lambda: "after" in logfile.read_text())
         os.kill(pid, signal.SIGTERM)
-        await until(lambda: not pidfile.exists(), seconds=10)
+        await daemon.gone()
     finally:
         if pidfile.exists():
             os.kill(pid, signal.SIGKILL)
@@ -173,12 +159,9 @@ async def test_json_log_file_survives_logrotate_move_and_copytruncate(
 
 @pytest_twisted.ensureDeferred
 async def test_bad_log_format_fails_the_start_with_one_line() -> None:
-    from twisted.internet.utils import getProcessOutputAndValue
-
-    out, err, code = await getProcessOutputAndValue(
-        TWISTD,
+    out, err, code = await run_twistd(
         ["-n", "copilot-proxy", "--port", str(free_port()), "--log-format", "yaml"],
-        env=clean_env(COPILOT_TOKEN=ACCEPTED_TOKEN),
+        clean_env(COPILOT_TOKEN=ACCEPTED_TOKEN),
     )
     assert code == 1
     assert err.decode().strip().splitlines() == [

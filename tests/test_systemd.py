@@ -24,7 +24,7 @@ from twisted.internet.task import deferLater
 from twisted.internet.utils import getProcessOutputAndValue
 
 from ._helpers import Upstream, fetch, send, stream_request, timeout, until
-from ._twistd import TWISTD, Twistd, clean_env
+from ._twistd import TWISTD, Twistd, clean_env, run_twistd
 
 UNITS = Path(__file__).resolve().parent.parent / "contrib" / "systemd"
 SERVICES = ("copilot-proxy.service", "copilot-proxy-activated.service")
@@ -204,6 +204,17 @@ def test_socket_hands_its_port_to_the_activated_service() -> None:
     assert argv[argv.index("--port") + 1] == "systemd:domain=INET:index=0"
 
 
+def _systemd_socket() -> tuple[socket.socket, str]:
+    """
+    A listening socket as systemd holds one for copilot-proxy.socket, and
+    the URL it serves: the test plays systemd and keeps it open.
+    """
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(128)
+    return listener, f"http://127.0.0.1:{listener.getsockname()[1]}"
+
+
 def _activated(
     listener: socket.socket, upstream: Upstream, token_file: Path, **extra_env: str
 ) -> Twistd:
@@ -232,10 +243,7 @@ async def test_socket_activation_restarts_without_refusing_connections(
     token_file.write_text(TOKEN + "\n")
     # The test plays systemd: it binds the socket and keeps it open across
     # restarts of the service.
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(128)
-    url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    listener, url = _systemd_socket()
     runs = [_activated(listener, upstream, token_file)]
     try:
         # The first request may come before the proxy has started: the
@@ -270,10 +278,7 @@ async def test_reload_signal_keeps_the_service_serving(upstream: Upstream, tmp_p
     # ExecReload sends SIGHUP; without a handler it would kill the proxy.
     token_file = tmp_path / "copilot-token"
     token_file.write_text(TOKEN + "\n")
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(128)
-    url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    listener, url = _systemd_socket()
     run = _activated(listener, upstream, token_file)
     try:
         response, _ = await timeout(Deferred.fromCoroutine(fetch(url + "/_proxy/healthz")), 20)
@@ -315,10 +320,7 @@ async def test_ready_is_notified_once_serving_and_stopping_at_sigterm(
     notify = _NotifySocket()
     address = str(tmp_path / "notify")
     port_ = reactor.listenUNIXDatagram(address, notify)
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(128)
-    url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    listener, url = _systemd_socket()
     token_file = tmp_path / "copilot-token"
     token_file.write_text(TOKEN + "\n")
     run = _activated(listener, upstream, token_file, NOTIFY_SOCKET=address)
@@ -347,21 +349,9 @@ async def test_a_start_that_fails_never_reports_ready(
     port_ = reactor.listenUNIXDatagram(address, notify)
     env = clean_env(home=tmp_path, COPILOT_GITHUB_TOKEN=GITHUB_TOKEN, NOTIFY_SOCKET=address)
     try:
-        out, err, code = await timeout(
-            getProcessOutputAndValue(
-                TWISTD,
-                [
-                    "-n",
-                    "--pidfile=",
-                    "copilot-proxy",
-                    "--port",
-                    "0",
-                    "--github-api-url",
-                    github.url,
-                ],
-                env=env,
-            ),
-            30,
+        out, err, code = await run_twistd(
+            ["-n", "--pidfile=", "copilot-proxy", "--port", "0", "--github-api-url", github.url],
+            env,
         )
     finally:
         await port_.stopListening()

@@ -123,6 +123,7 @@ async def test_daemon_with_pidfile_serves_and_stops_cleanly_on_sigterm(
     assert "received SIGTERM" in log
     assert "Traceback" not in log, log
     assert TOKEN not in log
+    assert "Starting factory" not in log, "one log line per upstream connection is noise"
 
 
 @pytest_twisted.ensureDeferred

@@ -52,6 +52,7 @@ from ._workers import (
     WorkerPool,
     accept_in_turns,
     listen_fd,
+    reuseport_sockets,
     worker_argv,
     worker_count,
 )
@@ -476,6 +477,9 @@ def makeService(options: Options) -> IService:
         access = access_from(options, env)
         workers = worker_count(options["workers"], config.listen)
         inherited = listen_fd(options["listen-fd"])
+        # One SO_REUSEPORT socket per process on a plain TCP port, else one
+        # socket all of them share.
+        own = reuseport_sockets(config.listen, workers) if workers > 1 else None
         if workers > 1 or inherited is not None:
             config = dataclasses.replace(config, metrics_dir=_metrics_dir(env, inherited))
         settings = credential_settings(options, env)
@@ -497,7 +501,7 @@ def makeService(options: Options) -> IService:
             follow_api=not explicit,
             on_fatal=lambda message: fail_running(reactor, message),
             access=access,
-            listen_fd=inherited,
+            listen_fd=own[0] if own is not None else inherited,
         )
         host = daemon.proxy.port.getHost()
         check_not_open_relay(options, access, config.listen, host)
@@ -530,7 +534,7 @@ def makeService(options: Options) -> IService:
     if daemon.refresher is not None:
         report = ReportStartWhenReady(getattr(options, "parent", None), daemon.refresher.ready())
         report.setServiceParent(top)  # type: ignore[no-untyped-call]
-    if workers > 1 or inherited is not None:
+    if (workers > 1 and own is None) or inherited is not None:
         accept_in_turns(daemon.proxy.port)
     if workers > 1:
         metrics_dir = config.metrics_dir
@@ -543,7 +547,7 @@ def makeService(options: Options) -> IService:
         pool = WorkerPool(
             reactor,
             workers - 1,
-            daemon.proxy.port.fileno(),  # type: ignore[attr-defined]
+            own[1:] if own is not None else daemon.proxy.port.fileno(),  # type: ignore[attr-defined]
             worker_argv(sys.executable, _worker_logging(options, destination), options.argv),
             # Only the main process speaks to systemd (NotifyAccess=main).
             {k: v for k, v in env.items() if k != "NOTIFY_SOCKET"},

@@ -1,26 +1,34 @@
 """
-Several processes serving one listening socket: C{--workers N}.
+Several processes serving one port: C{--workers N}.
 
-The first process binds the port as usual and serves it; it then starts
-N - 1 worker processes that inherit the bound socket as a file descriptor
-and adopt it (L{adopt_listening_socket}).  All of them accept from the one
-kernel queue.  Why an inherited socket and not C{SO_REUSEPORT}:
+The first process binds the port and serves it; it then starts N - 1 worker
+processes, each handed a listening socket as file descriptor 3, which it
+adopts (L{adopt_listening_socket}).  Which socket:
 
-  - it works for every stream endpoint the proxy listens on, including
-    systemd socket activation and UNIX sockets, not only TCP;
-  - the port is bound once, so a port in use fails the start as before,
-    where C{SO_REUSEPORT} would let a stale instance of the same user share
-    the port silently;
-  - a worker that exits takes no queued connections with it (a
-    C{SO_REUSEPORT} socket's own queue is reset when it closes), and an idle
-    worker picks up new connections before a busy one, where C{SO_REUSEPORT}
-    hashes them to a worker whatever its load.
+  - on a plain TCP port (a bare C{--port} number, C{tcp:...}), one socket
+    per process, all bound to the address with C{SO_REUSEPORT}
+    (L{reuseport_sockets}): the kernel gives each its own accept queue and
+    spreads new connections by a hash of their addresses.  One shared
+    queue was tried first and measured: the process that wakes first takes
+    what is waiting, so a burst of keep-alive clients landed 1/63 or 11/53
+    on two workers and two workers used one core's worth of CPU;
+  - on any other endpoint (UNIX sockets, systemd socket activation) the
+    one bound socket, inherited by every worker, each accepting at most a
+    few connections per wake-up (L{accept_in_turns}).
+
+C{SO_REUSEPORT}'s known costs, and what is done about them: a stale
+instance of the same user could share the port silently, so the address is
+first bound without it and a port in use fails the start as before; a
+socket's queue goes with its worker, so the first process keeps each
+worker's socket open while the service runs, and connections queued for a
+worker that died wait for its restart instead of being reset.
 
 Each worker is a whole proxy with its own upstream connection pool, token
-source, metrics, client keys, rate limits and caches: nothing is shared
-between processes.  L{WorkerPool} forwards signals: SIGTERM (through the
-service stopping) and SIGHUP (through L{WorkerPool.signal_all}) reach every
-worker, and a worker whose supervisor dies stops by itself (L{ParentWatch}).
+source, client keys, rate limits and caches: nothing is shared between
+processes but the metrics files.  L{WorkerPool} forwards signals: SIGTERM
+(through the service stopping) and SIGHUP (through L{WorkerPool.signal_all})
+reach every worker, and a worker whose supervisor dies stops by itself
+(L{ParentWatch}).
 """
 
 from __future__ import annotations
@@ -131,19 +139,22 @@ class WorkerPool(Service):
         self,
         reactor: Any,
         count: int,
-        listen_fd: int,
+        listen_fd: int | Sequence[int],
         argv: Sequence[str],
         env: Mapping[str, str],
         kill_after: float,
         on_exit: Callable[[int], object] | None = None,
     ) -> None:
         """
+        @param listen_fd: the listening socket every worker inherits, or one
+            socket per worker (see L{reuseport_sockets}).
         @param on_exit: called with the pid of each worker that exits.
         """
         self._reactor = reactor
         self._on_exit = on_exit
         self._count = count
-        self._listen_fd = listen_fd
+        self._owns_fds = not isinstance(listen_fd, int)
+        self._listen_fds = [listen_fd] * count if isinstance(listen_fd, int) else list(listen_fd)
         self.argv = list(argv)
         self._env = dict(env)
         self._kill_after = kill_after
@@ -171,7 +182,7 @@ class WorkerPool(Service):
             self.argv[0],
             self.argv,
             env=self._env,
-            childFDs={0: "w", 1: 1, 2: 2, WORKER_LISTEN_FD: self._listen_fd},
+            childFDs={0: "w", 1: 1, 2: 2, WORKER_LISTEN_FD: self._listen_fds[slot]},
         )
         self._workers[slot] = worker
         pid = worker.transport.pid if worker.transport is not None else None
@@ -210,6 +221,13 @@ class WorkerPool(Service):
 
     def stopService(self) -> Deferred[Any]:
         super().stopService()  # type: ignore[no-untyped-call]
+        if self._owns_fds:
+            # The workers' own sockets: with our copies closed too, the
+            # kernel stops queueing connections for each one as soon as its
+            # worker stops listening, instead of leaving them to wait.
+            for fd in self._listen_fds:
+                os.close(fd)
+            self._owns_fds = False
         for call in self._restarts.values():
             call.cancel()
         self._restarts.clear()
@@ -269,6 +287,77 @@ class ParentWatch:
 
     def logPrefix(self) -> str:
         return "parent-watch"
+
+
+def _tcp_address(description: str) -> tuple[str, int, int] | None:
+    """
+    (interface, port, backlog) of a plain C{tcp:} endpoint description, or
+    L{None} for anything else (other endpoints, IPv6 or unknown options).
+    """
+    parts = description.split(":")
+    if parts[0] != "tcp" or len(parts) < 2 or "\\" in description:
+        return None
+    interface, port, backlog = "", None, 50
+    for index, part in enumerate(parts[1:]):
+        key, sep, value = part.partition("=")
+        if not sep and index == 0:
+            key, value = "port", part
+        if key == "port" and value.isdigit():
+            port = int(value)
+        elif key == "interface":
+            interface = value
+        elif key == "backlog" and value.isdigit():
+            backlog = int(value)
+        else:
+            return None
+    if port is None or port > 65535:
+        return None
+    return interface, port, backlog
+
+
+def reuseport_sockets(description: str, count: int) -> list[int] | None:
+    """
+    C{count} listening sockets on one TCP address, each with C{SO_REUSEPORT},
+    as file descriptors: one for each process of C{--workers}.
+
+    The kernel gives each socket its own accept queue and spreads new
+    connections over them by a hash of their addresses, so keep-alive
+    clients are shared evenly, which one shared queue does not manage (the
+    process that wakes first takes what is waiting).  Before binding, the
+    address is tried without C{SO_REUSEPORT}: a port in use, even by a stale
+    instance that would otherwise share it silently, fails the start.
+
+    @return: the descriptors, or L{None} when C{description} is not a plain
+        TCP endpoint (the processes then share one inherited socket).
+    @raise ConfigError: when the address cannot be bound.
+    """
+    address = _tcp_address(description)
+    if address is None or not hasattr(socket, "SO_REUSEPORT"):
+        return None
+    interface, port, backlog = address
+    host = interface or "0.0.0.0"  # noqa: S104 - only what the description asks for
+    try:
+        if port:
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                probe.bind((host, port))
+        sockets: list[socket.socket] = []
+        for _ in range(count):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            sock.bind((host, port))
+            port = sock.getsockname()[1]
+            sock.listen(backlog)
+    except OSError as e:
+        for sock in locals().get("sockets", []):
+            sock.close()
+        raise ConfigError(f"cannot listen on {description}: {e.strerror}") from None
+    fds = [sock.detach() for sock in sockets]
+    for fd in fds:
+        os.set_inheritable(fd, False)
+    return fds
 
 
 def worker_count(value: str, listen: str) -> int:

@@ -5,6 +5,7 @@ and stopped together, run as the real C{twistd} command.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -57,14 +58,15 @@ async def test_workers_serve_the_port_get_sighup_and_stop_together(upstream: Ups
     process, watch, url = await _start(upstream, workers=2)
     [worker] = watch.worker_pids()
     try:
-        # With the first process frozen, only the worker can accept: the
-        # port is really shared.
-        os.kill(process.pid, signal.SIGSTOP)
-        try:
-            response, body = await fetch(url + "/models")
-            assert response.code == 200
-        finally:
-            os.kill(process.pid, signal.SIGCONT)
+        # Both processes answer on the one port: health names the pid that
+        # answered, and fresh connections reach each of them.
+        answered: set[int] = set()
+        for _ in range(200):
+            response, body = await fetch(url + "/_proxy/healthz")
+            answered.add(json.loads(body)["pid"])
+            if len(answered) == 2:
+                break
+        assert answered == {process.pid, worker}
 
         process.signalProcess("HUP")
         await until(lambda: watch.text.count("received SIGHUP") == 2, 10)
@@ -111,3 +113,46 @@ def test_listen_fd_is_checked() -> None:
     for bad in ("0", "2", "x", "-3"):
         with pytest.raises(ConfigError):
             listen_fd(bad)
+
+
+def test_plain_tcp_port_gets_one_reuseport_socket_per_process() -> None:
+    from copilot_proxy._workers import reuseport_sockets
+
+    fds = reuseport_sockets("tcp:0:interface=127.0.0.1:backlog=16", 3)
+    assert fds is not None and len(fds) == 3
+    sockets = [socket.socket(fileno=fd) for fd in fds]
+    try:
+        ports = {s.getsockname() for s in sockets}
+        assert len(ports) == 1  # one address, three accept queues
+        for s in sockets:
+            assert s.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT) == 1
+            assert s.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN) == 1
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def test_other_endpoints_share_one_socket_instead() -> None:
+    from copilot_proxy._workers import reuseport_sockets
+
+    for description in (
+        "unix:/run/copilot-proxy.sock",
+        "systemd:domain=INET:index=0",
+        "tcp6:8080:interface=\\:\\:1",
+        "tcp:8080:interface=\\:\\:1",
+        "ssl:8443:privateKey=key.pem",
+        "tcp:8080:reuse=1",
+    ):
+        assert reuseport_sockets(description, 2) is None, description
+
+
+def test_port_in_use_fails_even_against_a_reuseport_listener() -> None:
+    from copilot_proxy._workers import reuseport_sockets
+
+    with socket.socket() as taken:
+        taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(ConfigError, match="cannot listen"):
+            reuseport_sockets(f"tcp:{port}:interface=127.0.0.1", 2)

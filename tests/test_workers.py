@@ -9,6 +9,7 @@ import json
 import os
 import re
 import signal
+import socket
 from typing import Any
 
 import pytest

@@ -134,6 +134,12 @@ class LimitedChannel(HTTPChannel):
 
     # Refusals ----------------------------------------------------------
 
+    def _respondToBadRequestAndDisconnect(self) -> None:
+        # Twisted answers every malformed request (a bad request line, a
+        # header without a colon, a bad Content-Length or chunk size) here,
+        # with a bare 400 and no body; clients get the JSON error shape too.
+        self._refuse(400, "the request is not valid HTTP/1.1", "bad_request")
+
     def refuse_body(self) -> None:
         """Answer 413 and close: the body goes past C{max_body}."""
         limit = self.limits.max_body

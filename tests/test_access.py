@@ -262,3 +262,19 @@ async def test_a_large_body_without_a_key_is_refused_before_it_is_read(
     )
     assert response.code == 200
     assert upstream.fake.received[-1].body == big
+
+
+@pytest_twisted.ensureDeferred
+async def test_malformed_requests_get_400_json_and_reach_no_upstream(
+    proxy: Any, upstream: Upstream
+) -> None:
+    for head in (
+        b"GARBAGE\r\n\r\n",
+        b"GET /models HTTP/1.1\r\nHost: x\r\nNoColonHere\r\n\r\n",
+        b"POST /chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n",
+        b"POST /chat/completions HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+    ):
+        client = await exchange(proxy.url, head)
+        assert client.status == 400, client.answer
+        assert _error(client.body)["code"] == "bad_request"
+    assert upstream.fake.received == []

@@ -28,7 +28,7 @@ from twisted.web.http_headers import Headers
 from twisted.web.iweb import IResponse
 from twisted.web.server import Request
 
-from ._access import model_from_body, new_request_id, safe_model
+from ._access_log import model_from_body, new_request_id, safe_model
 from ._copilot_headers import CopilotHeaders, parse_json_body
 from ._errors import openai_error
 from ._headers import client_response_headers, upstream_request_headers

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 from twisted.internet.defer import Deferred, fail
 
-from copilot_proxy._access import PARSE_LIMIT, model_from_body
+from copilot_proxy._access_log import PARSE_LIMIT, model_from_body
 from copilot_proxy._config import ConfigError, ProxyConfig, admin_prefix, upstream_base
 from copilot_proxy._metrics import method_label, route_group, status_class
 from copilot_proxy._service import build_proxy

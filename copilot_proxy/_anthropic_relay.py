@@ -24,6 +24,7 @@ from . import _anthropic
 from ._anthropic import MessagesStream, TranslationError
 from ._catalog import ModelCatalog
 from ._copilot_headers import parse_json_body
+from ._errors import json_answer
 from ._models import resolve_model
 from ._relay import COMPLETE, REFUSED, RefuseRequest, UpstreamRelay, upstream_error_text
 from ._routes import Surface, classify
@@ -209,12 +210,7 @@ class CountTokensRelay(_AnthropicErrors):
         except TranslationError as e:
             self._respond_error(400, str(e), "invalid_request", REFUSED)
             return
-        answer = json.dumps({"input_tokens": count}).encode()
-        request.setResponseCode(200)
-        request.responseHeaders.removeHeader(b"server")
-        request.setHeader(b"content-type", b"application/json")
-        request.setHeader(b"content-length", b"%d" % (len(answer),))
-        request.write(answer)
+        request.write(json_answer(request, 200, json.dumps({"input_tokens": count}).encode()))
         request.finish()
         self._end(COMPLETE)
 

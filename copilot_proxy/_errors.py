@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 
+from twisted.web.server import Request
+
 
 def openai_error(message: str, error_type: str, code: str | None = None) -> bytes:
     """
@@ -22,3 +24,16 @@ def openai_error(message: str, error_type: str, code: str | None = None) -> byte
     """
     body = {"error": {"message": message, "type": error_type, "code": code}}
     return json.dumps(body).encode("utf-8")
+
+
+def json_answer(request: Request, status: int, body: bytes) -> bytes:
+    """
+    Set C{request} up to answer C{status} with the JSON C{body}, made by the
+    proxy itself (so no C{Server} header of ours), and return the body for
+    the caller to write or return from C{render}.
+    """
+    request.setResponseCode(status)
+    request.responseHeaders.removeHeader(b"server")
+    request.setHeader(b"content-type", b"application/json")
+    request.setHeader(b"content-length", b"%d" % (len(body),))
+    return body

@@ -21,7 +21,7 @@ from twisted.web.server import NOT_DONE_YET, Request
 from ._anthropic import error_body as anthropic_error
 from ._cache import ResponseCache
 from ._client_keys import KeyStore, presented_keys
-from ._errors import openai_error
+from ._errors import json_answer, openai_error
 from ._rate_limit import RateLimiter, retry_after
 from ._relay import CLIENT_KEY_ATTRIBUTE, REFUSED, _path_for_log
 from ._routes import Surface, classify
@@ -52,10 +52,7 @@ def respond_error(
         body = openai_error(message, error_type, code)
     else:
         body = anthropic_error(status, message)
-    request.setResponseCode(status)
-    request.responseHeaders.removeHeader(b"server")
-    request.setHeader(b"content-type", b"application/json")
-    request.setHeader(b"content-length", b"%d" % (len(body),))
+    json_answer(request, status, body)
     for name, value in (headers or {}).items():
         request.setHeader(name, value)
     _log.info(

@@ -30,7 +30,7 @@ from twisted.web.server import Request
 
 from ._access_log import model_from_body, new_request_id, safe_model
 from ._copilot_headers import CopilotHeaders, parse_json_body
-from ._errors import openai_error
+from ._errors import json_answer, openai_error
 from ._headers import client_response_headers, upstream_request_headers
 from ._metrics import ProxyMetrics
 from ._routes import upstream_target
@@ -403,12 +403,7 @@ class UpstreamRelay(Protocol):
         if request.channel is None:
             self._end(CLIENT_GONE)
             return
-        body = self._error_body(code, message, code_name)
-        request.setResponseCode(code)
-        request.responseHeaders.removeHeader(b"server")
-        request.setHeader(b"content-type", b"application/json")
-        request.setHeader(b"content-length", b"%d" % (len(body),))
-        request.write(body)
+        request.write(json_answer(request, code, self._error_body(code, message, code_name)))
         request.finish()
         self._end(outcome)
 

@@ -168,3 +168,18 @@ async def test_upstream_connections_are_reused(proxy: Proxy, upstream: Upstream)
     ports = {r.peer_port for r in upstream.fake.received}
     assert len(upstream.fake.received) == 4
     assert len(ports) == 1, ports
+
+
+@pytest_twisted.ensureDeferred
+async def test_form_bodies_are_relayed_not_parsed(proxy: Proxy, upstream: Upstream) -> None:
+    # Twisted would parse form fields out of these (and answer a broken
+    # multipart body with its own 400); a proxy relays them as they are.
+    broken = b"--b\r\nnot a part"
+    response, _ = await fetch(
+        proxy.url + "/upload",
+        b"POST",
+        {"content-type": "multipart/form-data"},
+        broken,
+    )
+    assert response.code == 200
+    assert upstream.fake.received[-1].body == broken

@@ -196,7 +196,8 @@ class FakeUpstream:
         self.bulk_sent = 0
         self.bulk_pauses = 0
         self._arrivals: list[Deferred[Received]] = []
-        self.site = Site(_FakeResource(self), reactor=reactor)
+        # Bodies are recorded as sent: no form parsing (nor its 400s).
+        self.site = Site(_FakeResource(self), reactor=reactor, parsePOSTFormSubmission=False)
         self.site.protocol = _Channel  # type: ignore[assignment]
         self.site.noisy = False
         self.site.log = lambda request: None  # type: ignore[method-assign]

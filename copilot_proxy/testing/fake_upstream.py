@@ -269,7 +269,11 @@ class FakeUpstream:
             payload = {}
         if isinstance(payload, dict) and payload.get("stream") is True:
             if path.rstrip("/").endswith("/v1/messages"):
-                self._paced(request, received, native_events(payload, _events_asked(received)))
+                self._paced(
+                    request,
+                    received,
+                    [(e, True) for e in native_events(payload, _events_asked(received))],
+                )
                 return NOT_DONE_YET
             self._stream(request, received, mode)
             return NOT_DONE_YET
@@ -309,10 +313,23 @@ class FakeUpstream:
             request, {"error": {"message": message, "type": "fake", "code": str(code)}}
         )
 
-    def _paced(self, request: Request, received: Received, events: list[bytes]) -> None:
-        """Send C{events} as SSE, one per C{x-fake-interval}, then finish."""
+    def _paced(
+        self,
+        request: Request,
+        received: Received,
+        pieces: list[tuple[bytes, bool]],
+        end: str = "finish",
+        content_type: bytes = b"text/event-stream; charset=utf-8",
+    ) -> None:
+        """
+        Send C{pieces} one per C{x-fake-interval}, then end the response.
+
+        @param pieces: (bytes, whether writing them completes an event).
+        @param end: C{finish}; C{stall} (never finish); C{reset} (abort the
+            connection, an interval after the last piece).
+        """
         interval = float(received.header("x-fake-interval") or 0)
-        request.setHeader(b"content-type", b"text/event-stream; charset=utf-8")
+        request.setHeader(b"content-type", content_type)
         request.setHeader(b"cache-control", b"no-cache")
         request.write(b"")
         timer: list[IDelayedCall] = []
@@ -330,94 +347,47 @@ class FakeUpstream:
             timer.clear()
             if gone:
                 return
-            if i == len(events):
-                received.finished = True
-                request.finish()
-                return
-            request.write(events[i])
-            received.events_sent += 1
-            if interval > 0:
-                timer.append(self.reactor.callLater(interval, send, i + 1))
-            else:
-                send(i + 1)
-
-        send(0)
-
-    def _stream(self, request: Request, received: Received, mode: str) -> None:
-        events = int(received.header("x-fake-events") or 5)
-        interval = float(received.header("x-fake-interval") or 0)
-        size = int(received.header("x-fake-bytes") or 16)
-        split = received.header("x-fake-split") is not None
-        content_type = received.header("x-fake-content-type") or "text/event-stream"
-        request.setHeader(b"content-type", content_type.encode())
-        request.setHeader(b"cache-control", b"no-cache")
-        request.write(b"")
-        timer: list[IDelayedCall] = []
-        gone: list[bool] = []
-
-        def on_gone(_: object) -> None:
-            gone.append(True)
-            for t in timer:
-                if t.active():
-                    t.cancel()
-
-        request.notifyFinish().addBoth(on_gone)
-
-        script = TOOL_SCRIPT if received.header("x-fake-script") == "tools" else None
-        if script is not None:
-            events = len(script)
-
-        def send(i: int) -> None:
-            timer.clear()
-            if gone:
-                return
-            if script is not None and i < events:
-                request.write(b"data: " + json.dumps(script[i]).encode() + b"\n\n")
-                received.events_sent += 1
-                later(i + 1)
-                return
-            if script is not None:
-                request.write(b"data: [DONE]\n\n")
-                received.finished = True
-                request.finish()
-                return
-            if i < events:
-                event = chunk_event(i, _content(i, size))
-                if split:
-                    request.write(event[:10])
-                    timer.append(self.reactor.callLater(interval, finish_event, i, event[10:]))
-                    return
-                request.write(event)
-                received.events_sent += 1
-                later(i + 1)
-                return
-            if mode == "stall":
-                return
-            if mode == "reset":
+            if i < len(pieces):
+                data, completes_event = pieces[i]
+                request.write(data)
+                if completes_event:
+                    received.events_sent += 1
+                if interval > 0:
+                    timer.append(self.reactor.callLater(interval, send, i + 1))
+                else:
+                    send(i + 1)
+            elif end == "reset":
                 channel = request.channel
                 transport: Any = channel.transport if channel is not None else None
                 if transport is not None:
                     transport.abortConnection()
-                return
-            request.write(FINAL_EVENTS)
-            received.finished = True
-            request.finish()
+            elif end == "finish":
+                received.finished = True
+                request.finish()
 
-        def finish_event(i: int, rest: bytes) -> None:
-            timer.clear()
-            if gone:
-                return
-            request.write(rest)
-            received.events_sent += 1
-            later(i + 1)
+        send(0)
 
-        def later(i: int) -> None:
-            if interval > 0:
-                timer.append(self.reactor.callLater(interval, send, i))
-            else:
-                send(i)
-
-        later(0)
+    def _stream(self, request: Request, received: Received, mode: str) -> None:
+        """A chat-completion stream shaped by the C{x-fake-*} headers."""
+        pieces: list[tuple[bytes, bool]] = []
+        if received.header("x-fake-script") == "tools":
+            pieces = [(b"data: " + json.dumps(e).encode() + b"\n\n", True) for e in TOOL_SCRIPT]
+            pieces.append((b"data: [DONE]\n\n", False))
+            mode = "finish"
+        else:
+            size = int(received.header("x-fake-bytes") or 16)
+            split = received.header("x-fake-split") is not None
+            for i in range(int(received.header("x-fake-events") or 5)):
+                event = chunk_event(i, _content(i, size))
+                if split:
+                    pieces += [(event[:10], False), (event[10:], True)]
+                else:
+                    pieces.append((event, True))
+            if mode not in ("stall", "reset"):
+                pieces.append((FINAL_EVENTS, False))
+                mode = "finish"
+        content_type = received.header("x-fake-content-type") or "text/event-stream"
+        self._paced(request, received, pieces, mode, content_type.encode())
 
 
 def _content(index: int, size: int) -> str:

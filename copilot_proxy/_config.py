@@ -154,24 +154,26 @@ def admin_prefix(prefix: str) -> bytes:
 def keepalive_seconds(value: str) -> float | None:
     """Parse C{--sse-keepalive}: seconds, or 0 for never."""
     try:
-        seconds = float(value)
+        if float(value) == 0:
+            return None
     except ValueError:
-        raise ConfigError(f"--sse-keepalive {value!r} is not a number of seconds") from None
-    if seconds == 0:
-        return None
-    if not seconds > 0 or seconds == float("inf"):
-        raise ConfigError("--sse-keepalive must be a positive number of seconds, or 0 for never")
-    return seconds
+        pass  # positive_seconds says what is wrong
+    return positive_seconds("--sse-keepalive (or 0 for never)", value)
 
 
 LOG_FORMATS = ("text", "json")
 
 
+def one_of(name: str, value: str, choices: tuple[str, ...]) -> str:
+    """Check an option that takes one of a few words."""
+    if value not in choices:
+        raise ConfigError(f"{name} {value!r} must be one of: {', '.join(choices)}")
+    return value
+
+
 def log_format(value: str) -> str:
     """Check C{--log-format}: C{text} or C{json}."""
-    if value not in LOG_FORMATS:
-        raise ConfigError(f"--log-format {value!r} must be one of: {', '.join(LOG_FORMATS)}")
-    return value
+    return one_of("--log-format", value, LOG_FORMATS)
 
 
 _PEM_END = b"-----END CERTIFICATE-----"
@@ -201,6 +203,4 @@ MESSAGES_MODES = ("translate", "native")
 
 def messages_mode(value: str) -> str:
     """Check C{--messages-mode}."""
-    if value not in MESSAGES_MODES:
-        raise ConfigError(f"--messages-mode must be translate or native, not {value!r}")
-    return value
+    return one_of("--messages-mode", value, MESSAGES_MODES)

@@ -15,10 +15,10 @@ from twisted.web.client import Agent, ResponseDone
 from twisted.web.http_headers import Headers
 from twisted.web.iweb import IResponse
 
-from copilot_proxy._service import ProxyService
-from copilot_proxy._upstream import _BufferedBody
+from copilot_proxy.server import ProxyService
 from copilot_proxy.testing.fake_github import FakeGitHub
 from copilot_proxy.testing.fake_upstream import FakeUpstream
+from copilot_proxy.upstream import _BufferedBody
 
 
 @dataclass

@@ -14,12 +14,14 @@ from hypothesis import settings
 from twisted.internet import reactor as _reactor
 from twisted.logger import globalLogPublisher
 
-from copilot_proxy._access_config import AccessConfig
-from copilot_proxy._config import ProxyConfig, upstream_base
-from copilot_proxy._service import ProxyService, build_proxy
-from copilot_proxy._token import Secret, StaticToken
+from copilot_proxy.access import AccessConfig
+from copilot_proxy.app import build_proxy
+from copilot_proxy.server import ProxyService
+from copilot_proxy.settings import ProxyConfig, upstream_base
 from copilot_proxy.testing.fake_github import FakeGitHub
 from copilot_proxy.testing.fake_upstream import ACCEPTED_TOKEN, FakeUpstream
+from copilot_proxy.tokens import StaticToken
+from copilot_proxy.wire import Secret
 
 from ._helpers import GitHub, Proxy, Upstream
 

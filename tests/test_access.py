@@ -14,8 +14,7 @@ import pytest
 import pytest_twisted
 from twisted.logger import formatEvent
 
-from copilot_proxy._access_config import AccessConfig, RequestLimits
-from copilot_proxy._client_keys import parse_keys_env
+from copilot_proxy.access import AccessConfig, RequestLimits, parse_keys_env
 from copilot_proxy.testing.fake_upstream import ACCEPTED_TOKEN
 
 from ._helpers import Upstream, fetch, send, stream_request, timeout
@@ -226,7 +225,7 @@ async def test_refusals_on_the_messages_surface_have_the_anthropic_shape(
 def test_start_log_says_what_gets_through_and_warns_of_a_readable_keys_file(
     make_proxy: Any, upstream: Upstream, tmp_path: Path, log_events: list[dict[str, Any]]
 ) -> None:
-    from copilot_proxy._rate_limit import Rate
+    from copilot_proxy.access import Rate
 
     path = tmp_path / "keys"
     path.write_text(f"{ALICE} alice\n")

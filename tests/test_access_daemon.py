@@ -12,9 +12,9 @@ import pytest_twisted
 from twisted.internet import reactor
 from twisted.internet.task import deferLater
 
-from copilot_proxy._access_config import AccessConfig, is_private_listener
-from copilot_proxy._config import ConfigError
-from copilot_proxy._tap import Options, access_from, check_not_open_relay, config_from
+from copilot_proxy.access import AccessConfig, is_private_listener
+from copilot_proxy.app import Options, access_from, check_not_open_relay, config_from
+from copilot_proxy.settings import ConfigError
 
 from ._helpers import Upstream, fetch, send, stream_request, timeout, until
 from ._twistd import Twistd, clean_env, free_port, run_twistd

@@ -16,13 +16,13 @@ from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 from twisted.internet.defer import Deferred, fail
 
-from copilot_proxy._access_log import PARSE_LIMIT, model_from_body
-from copilot_proxy._config import ConfigError, ProxyConfig, admin_prefix, upstream_base
-from copilot_proxy._metrics import method_label, route_group, status_class
-from copilot_proxy._service import build_proxy
-from copilot_proxy._token import TokenUnavailable
 from copilot_proxy._version import __version__
+from copilot_proxy.app import build_proxy
+from copilot_proxy.metrics import method_label, route_group, status_class
+from copilot_proxy.settings import ConfigError, ProxyConfig, admin_prefix, upstream_base
 from copilot_proxy.testing.fake_upstream import ACCEPTED_TOKEN
+from copilot_proxy.tokens import TokenUnavailable
+from copilot_proxy.wire import PARSE_LIMIT, model_from_body
 
 from ._helpers import Proxy, Upstream, fetch, send, stream_request, timeout, until
 
@@ -328,9 +328,7 @@ _KEY = "sk-ops-0123456789abcdef00"
 async def test_with_client_keys_metrics_need_a_key_but_health_does_not(
     make_proxy: Any, upstream: Upstream
 ) -> None:
-    from copilot_proxy._access_config import AccessConfig
-    from copilot_proxy._client_keys import parse_keys_env
-    from copilot_proxy._rate_limit import parse_rate
+    from copilot_proxy.access import AccessConfig, parse_keys_env, parse_rate
 
     proxy = make_proxy(
         upstream.url,

@@ -13,8 +13,8 @@ import pytest_twisted
 from twisted.internet import reactor
 from twisted.internet.threads import blockingCallFromThread
 
-from copilot_proxy._copilot_headers import DEFAULT_HEADERS
 from copilot_proxy.testing.fake_upstream import Received, native_events
+from copilot_proxy.wire import DEFAULT_HEADERS
 
 from ._helpers import Proxy, Upstream, fetch, send, timeout, until
 from .test_openai_surface import in_thread

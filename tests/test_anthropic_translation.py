@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from copilot_proxy._anthropic import (
+from copilot_proxy.surfaces import (
     MessagesStream,
     StreamTranslator,
     TranslationError,
@@ -20,10 +20,11 @@ from copilot_proxy._anthropic import (
     error_body,
     estimate_tokens,
     message_response,
+    parse_model_map,
+    resolve_model,
     wants_thinking,
 )
-from copilot_proxy._models import parse_model_map, resolve_model
-from copilot_proxy._sse import Event, SSESplitter
+from copilot_proxy.wire import Event, SSESplitter
 
 
 def _chunk(delta: dict[str, Any] | None = None, finish: str | None = None, **extra: Any) -> Any:

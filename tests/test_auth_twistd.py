@@ -42,11 +42,11 @@ async def test_revoked_github_token_fails_the_start_with_one_line(
 async def test_stored_login_serves_through_the_token_api_base(
     github: GitHub, upstream: Upstream, tmp_path: Path
 ) -> None:
-    from copilot_proxy import _store
-    from copilot_proxy._token import Secret
+    from copilot_proxy.tokens import store_token
+    from copilot_proxy.wire import Secret
 
     state = tmp_path / "state"
-    _store.store_token(state, Secret(GITHUB_TOKEN))
+    store_token(state, Secret(GITHUB_TOKEN))
     port = free_port()
     run = Twistd.spawn(
         [

@@ -16,9 +16,7 @@ from twisted.web.client import Agent
 from twisted.web.http_headers import Headers
 from twisted.web.test.requesthelper import DummyRequest
 
-from copilot_proxy._access_config import AccessConfig
-from copilot_proxy._cache import ResponseCache
-from copilot_proxy._client_keys import parse_keys_env
+from copilot_proxy.access import AccessConfig, ResponseCache, parse_keys_env
 from copilot_proxy.testing.fake_upstream import MODELS
 
 from ._helpers import Upstream, fetch, timeout, until
@@ -168,7 +166,7 @@ def test_event_streams_cookies_and_errors_are_never_stored() -> None:
 async def test_metrics_count_cache_hits_and_the_proxys_own_429s(
     make_proxy: Any, upstream: Upstream
 ) -> None:
-    from copilot_proxy._rate_limit import Rate
+    from copilot_proxy.access import Rate
 
     proxy, _ = _cached(make_proxy, upstream, rate=Rate(3, 3600), burst=3)
     for _ in range(4):

@@ -15,9 +15,9 @@ from typing import Any
 import pytest_twisted
 from twisted.internet.utils import getProcessOutputAndValue
 
-from copilot_proxy import _store
-from copilot_proxy._token import Secret
 from copilot_proxy.testing.fake_github import GITHUB_TOKEN, USER_CODE
+from copilot_proxy.tokens import store_token
+from copilot_proxy.wire import Secret
 
 from ._helpers import GitHub, timeout
 from ._twistd import clean_env
@@ -92,7 +92,7 @@ async def test_login_with_an_expired_code_ends_with_one_line(
 async def test_status_shows_source_expiry_api_plan_and_quota_but_no_token(
     github: GitHub, tmp_path: Path
 ) -> None:
-    _store.store_token(tmp_path / "config" / "copilot-proxy", Secret(GITHUB_TOKEN))
+    store_token(tmp_path / "config" / "copilot-proxy", Secret(GITHUB_TOKEN))
     github.fake.quota_remaining = 123
     out, err, code = await _cli(github, tmp_path, "status")
     assert code == 0, err
@@ -137,7 +137,7 @@ async def test_status_without_any_login_says_to_log_in(tmp_path: Path) -> None:
 
 @pytest_twisted.ensureDeferred
 async def test_logout_removes_the_stored_login(tmp_path: Path) -> None:
-    _store.store_token(tmp_path / "config" / "copilot-proxy", Secret(GITHUB_TOKEN))
+    store_token(tmp_path / "config" / "copilot-proxy", Secret(GITHUB_TOKEN))
     out, err, code = await _cli(None, tmp_path, "logout")
     assert code == 0, err
     assert not _stored(tmp_path).exists()

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from twisted.web.http_headers import Headers
 
-from copilot_proxy._client_keys import (
+from copilot_proxy.access import (
     ClientKeys,
     KeyFileError,
     KeysFromFile,

@@ -7,16 +7,18 @@ from typing import Any
 import pytest
 from twisted.web.http_headers import Headers
 
-from copilot_proxy._config import ConfigError, keepalive_seconds
-from copilot_proxy._copilot_headers import (
+from copilot_proxy.settings import ConfigError, keepalive_seconds
+from copilot_proxy.wire import (
     DEFAULT_HEADERS,
     CopilotHeaders,
+    Surface,
+    classify,
     has_image,
     initiator,
     parse_json_body,
     parse_override,
+    upstream_target,
 )
-from copilot_proxy._routes import Surface, classify, upstream_target
 
 
 def _user(content: Any) -> dict[str, Any]:
@@ -207,7 +209,7 @@ def test_surfaces() -> None:
 
 
 def test_surface_options_parse() -> None:
-    from copilot_proxy._tap import Options, config_from
+    from copilot_proxy.app import Options, config_from
 
     options = Options()
     options.parseOptions(
@@ -244,7 +246,7 @@ def test_surface_options_parse() -> None:
     ],
 )
 def test_bad_surface_options_are_config_errors(argv: list[str]) -> None:
-    from copilot_proxy._tap import Options, config_from
+    from copilot_proxy.app import Options, config_from
 
     options = Options()
     options.parseOptions(argv)

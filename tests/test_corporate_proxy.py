@@ -16,15 +16,15 @@ import pytest
 import pytest_twisted
 from twisted.internet import ssl
 
-from copilot_proxy._proxy_env import (
+from copilot_proxy.app import Options, config_from
+from copilot_proxy.testing.fake_upstream import ACCEPTED_TOKEN
+from copilot_proxy.wire import (
     ForwardProxy,
     ProxySettingError,
     bypasses_proxy,
     forward_proxy_for,
     parse_proxy_url,
 )
-from copilot_proxy._tap import Options, config_from
-from copilot_proxy.testing.fake_upstream import ACCEPTED_TOKEN
 
 from ._connect_proxy import ConnectProxy
 from ._helpers import Upstream, fetch, send, stream_request, timeout
@@ -263,9 +263,9 @@ async def test_bad_upstream_ca_fails_the_start_with_one_line(tmp_path: Path) -> 
 async def test_copilot_token_exchange_goes_through_the_proxy(
     reactor: Any, github: Any, corporate_proxy: Any
 ) -> None:
-    from copilot_proxy._github import GitHubAPI
-    from copilot_proxy._token import Secret
     from copilot_proxy.testing.fake_github import GITHUB_TOKEN
+    from copilot_proxy.tokens import GitHubAPI
+    from copilot_proxy.wire import Secret
 
     through = parse_proxy_url(corporate_proxy.url, "HTTPS_PROXY")
     asked: list[str] = []
@@ -283,7 +283,7 @@ async def test_copilot_token_exchange_goes_through_the_proxy(
 
 
 def test_github_hosts_follow_https_proxy_and_no_proxy() -> None:
-    from copilot_proxy._proxy_env import proxy_chooser
+    from copilot_proxy.wire import proxy_chooser
 
     assert proxy_chooser({}, "https://github.com") is None
     env = {"HTTPS_PROXY": "http://proxy.corp:3128", "NO_PROXY": "ghe.internal"}

@@ -12,16 +12,18 @@ from pathlib import Path
 
 import pytest
 
-from copilot_proxy import _store
-from copilot_proxy._config import ConfigError
-from copilot_proxy._credentials import (
+from copilot_proxy.settings import ConfigError
+from copilot_proxy.tokens import (
     COPILOT,
     GITHUB,
     CredentialSettings,
     find_credential,
     github_token_reader,
+    remove_token,
+    state_dir,
+    store_token,
 )
-from copilot_proxy._token import Secret
+from copilot_proxy.wire import Secret
 
 
 @pytest.fixture
@@ -41,7 +43,7 @@ def _all_sources(tmp_path: Path, home: dict[str, str]) -> tuple[dict[str, str], 
     """Every source present, each with its own token; returns env and options."""
     (tmp_path / "copilot").write_text("tid=from-file;exp=1\n")
     (tmp_path / "github").write_text("gho_from_file\n")
-    _store.store_token(_store.state_dir(None, home), Secret("gho_stored"))
+    store_token(state_dir(None, home), Secret("gho_stored"))
     _editor(home, "apps.json", {"github.com:Iv1.b507a08c87ecfe98": {"oauth_token": "ghu_editor"}})
     env = dict(home, COPILOT_TOKEN="tid=from-env;exp=1", COPILOT_GITHUB_TOKEN="gho_from_env")
     options = {
@@ -70,7 +72,7 @@ def test_precedence_first_match_wins(tmp_path: Path, home: dict[str, str]) -> No
             del options["github_token_file"]
         elif "COPILOT_GITHUB_TOKEN" in env:
             del env["COPILOT_GITHUB_TOKEN"]
-        elif _store.remove_token(_store.state_dir(None, home)):
+        elif remove_token(state_dir(None, home)):
             pass
         else:
             (Path(home["HOME"]) / ".config" / "github-copilot" / "apps.json").unlink()
@@ -101,7 +103,7 @@ def test_origin_names_the_source_without_the_token(tmp_path: Path, home: dict[st
 def test_a_named_file_that_is_missing_fails_rather_than_falling_through(
     tmp_path: Path, home: dict[str, str]
 ) -> None:
-    _store.store_token(_store.state_dir(None, home), Secret("gho_stored"))
+    store_token(state_dir(None, home), Secret("gho_stored"))
     settings = CredentialSettings.from_options(home, github_token_file=str(tmp_path / "missing"))
     with pytest.raises(ConfigError, match="missing"):
         find_credential(settings)
@@ -109,21 +111,21 @@ def test_a_named_file_that_is_missing_fails_rather_than_falling_through(
 
 def test_state_dir_order(tmp_path: Path) -> None:
     env = {"HOME": "/home/me", "XDG_CONFIG_HOME": "/xdg", "STATE_DIRECTORY": "/var/lib/cp:/x"}
-    assert _store.state_dir("/opt/state", env) == Path("/opt/state")
-    assert _store.state_dir(None, env) == Path("/var/lib/cp")
+    assert state_dir("/opt/state", env) == Path("/opt/state")
+    assert state_dir(None, env) == Path("/var/lib/cp")
     del env["STATE_DIRECTORY"]
-    assert _store.state_dir(None, env) == Path("/xdg/copilot-proxy")
+    assert state_dir(None, env) == Path("/xdg/copilot-proxy")
     del env["XDG_CONFIG_HOME"]
-    assert _store.state_dir(None, env) == Path("/home/me/.config/copilot-proxy")
+    assert state_dir(None, env) == Path("/home/me/.config/copilot-proxy")
 
 
 def test_stored_login_is_0600_in_a_0700_directory_and_replaced_whole(tmp_path: Path) -> None:
     directory = tmp_path / "state"
-    path = _store.store_token(directory, Secret("gho_one"))
+    path = store_token(directory, Secret("gho_one"))
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
     assert stat.S_IMODE(os.stat(directory).st_mode) == 0o700
     first_inode = os.stat(path).st_ino
-    _store.store_token(directory, Secret("gho_two"))
+    store_token(directory, Secret("gho_two"))
     assert path.read_text() == "gho_two\n"
     # Replaced by rename, not rewritten in place; no temporary file left.
     assert os.stat(path).st_ino != first_inode
@@ -156,7 +158,7 @@ def test_reader_sees_a_new_login_and_ignores_static_tokens(
 ) -> None:
     read = github_token_reader(CredentialSettings.from_options(home))
     assert read() is None
-    _store.store_token(_store.state_dir(None, home), Secret("gho_later"))
+    store_token(state_dir(None, home), Secret("gho_later"))
     assert read() == Secret("gho_later")
     static = github_token_reader(CredentialSettings.from_options(dict(home, COPILOT_TOKEN="t")))
     assert static() is None

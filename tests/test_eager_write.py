@@ -14,7 +14,7 @@ from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.task import deferLater
 from twisted.python.failure import Failure
 
-from copilot_proxy._eager_write import send_now
+from copilot_proxy.server import send_now
 
 from ._helpers import timeout, until
 

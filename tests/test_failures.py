@@ -216,7 +216,8 @@ async def test_token_never_logged_or_shown(
 
 
 def test_secret_repr_hides_value() -> None:
-    from copilot_proxy._token import Secret, StaticToken
+    from copilot_proxy.tokens import StaticToken
+    from copilot_proxy.wire import Secret
 
     secret = Secret("tid=abc;exp=1")
     assert "abc" not in repr(secret) + str(secret) + f"{secret}"

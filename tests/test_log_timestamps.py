@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from twisted.logger import LogLevel, formatEventAsClassicLogText
 
-from copilot_proxy._logformat import SecondsCache, text_line
+from copilot_proxy.app import SecondsCache, text_line
 
 # 2001 to 2100, with fractions of a second.
 _WHEN = st.floats(min_value=978307200.0, max_value=4102444800.0, allow_nan=False)

@@ -17,8 +17,8 @@ import pytest_twisted
 from twisted.logger import LogLevel, formatEvent
 from twisted.python.failure import Failure
 
-from copilot_proxy._config import ConfigError, log_format
-from copilot_proxy._logformat import json_line
+from copilot_proxy.app import json_line
+from copilot_proxy.settings import ConfigError, log_format_option
 from copilot_proxy.testing.fake_upstream import ACCEPTED_TOKEN
 
 from ._helpers import Proxy, Upstream, fetch, send, stream_request, timeout, until
@@ -80,9 +80,9 @@ def test_json_line_carries_the_traceback_of_a_failure() -> None:
 
 
 def test_log_format_is_text_or_json() -> None:
-    assert log_format("json") == "json"
+    assert log_format_option("json") == "json"
     with pytest.raises(ConfigError, match="--log-format"):
-        log_format("xml")
+        log_format_option("xml")
 
 
 # The real daemon -----------------------------------------------------------
@@ -217,15 +217,15 @@ async def test_no_token_in_any_log_line_or_error_body(
 async def test_no_github_or_copilot_token_in_logs_bodies_or_health_on_a_github_login(
     reactor: Any, upstream: Upstream, github: Any, tmp_path: Path, log_events: list[dict[str, Any]]
 ) -> None:
-    from copilot_proxy._config import ProxyConfig, upstream_base
-    from copilot_proxy._credentials import (
+    from copilot_proxy.app import build_daemon
+    from copilot_proxy.settings import ProxyConfig, upstream_base
+    from copilot_proxy.testing.fake_github import GITHUB_TOKEN
+    from copilot_proxy.tokens import (
         CredentialSettings,
+        GitHubAPI,
         find_credential,
         github_token_reader,
     )
-    from copilot_proxy._daemon import build_daemon
-    from copilot_proxy._github import GitHubAPI
-    from copilot_proxy.testing.fake_github import GITHUB_TOKEN
 
     token_file = tmp_path / "github-token"
     token_file.write_text(GITHUB_TOKEN + "\n")

@@ -13,7 +13,7 @@ import openai
 import pytest_twisted
 from twisted.internet.threads import deferToThread
 
-from copilot_proxy._copilot_headers import DEFAULT_HEADERS
+from copilot_proxy.wire import DEFAULT_HEADERS
 
 from ._helpers import Proxy, Upstream, fetch, send, stream_request, timeout
 

@@ -11,9 +11,7 @@ from typing import Any
 import pytest_twisted
 from twisted.internet.defer import Deferred, gatherResults
 
-from copilot_proxy._access_config import AccessConfig
-from copilot_proxy._client_keys import parse_keys_env
-from copilot_proxy._rate_limit import Rate
+from copilot_proxy.access import AccessConfig, Rate, parse_keys_env
 from copilot_proxy.testing.fake_upstream import FakeUpstream, Received
 
 from ._helpers import Upstream, fetch, send, stream_request, timeout, until

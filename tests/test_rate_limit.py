@@ -6,8 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from copilot_proxy._rate_limit import Rate, TokenBuckets, parse_rate, retry_after
-from copilot_proxy._stream_slots import StreamSlots
+from copilot_proxy.access import Rate, StreamSlots, TokenBuckets, parse_rate, retry_after
 
 
 class Clock:

@@ -15,9 +15,17 @@ from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 from twisted.python.failure import Failure
 
-from copilot_proxy._github import CopilotToken, GitHubRefused, GitHubUnavailable
-from copilot_proxy._refresh import CopilotTokenRefresher, backoff_delay, refresh_delay
-from copilot_proxy._token import Secret, TokenUnavailable, token_expiry
+from copilot_proxy.tokens import (
+    CopilotToken,
+    CopilotTokenRefresher,
+    GitHubRefused,
+    GitHubUnavailable,
+    TokenUnavailable,
+    backoff_delay,
+    refresh_delay,
+    token_expiry,
+)
+from copilot_proxy.wire import Secret
 
 GITHUB = Secret("gho_unit")
 
@@ -296,7 +304,7 @@ def test_repr_shows_no_token() -> None:
 def test_static_token_expiry_is_warned_ahead(log_events: list[dict[str, Any]]) -> None:
     from twisted.logger import formatEvent
 
-    from copilot_proxy._refresh import ExpiryWarning
+    from copilot_proxy.tokens import ExpiryWarning
 
     clock = Clock()
     clock.advance(1000.0)
@@ -328,7 +336,7 @@ def test_a_clock_ahead_of_github_does_not_renew_in_a_loop() -> None:
 def test_static_token_reports_its_expiry_for_health() -> None:
     import time
 
-    from copilot_proxy._token import StaticToken
+    from copilot_proxy.tokens import StaticToken
 
     later = StaticToken(Secret(f"tid=a;exp={int(time.time()) + 600};sku=x"))
     expires_in = later.expires_in()
@@ -371,7 +379,7 @@ def test_token_expiry_never_raises(token: str) -> None:
     )
 )
 def test_any_exchange_answer_parses_or_fails_with_a_github_error(body: dict[str, Any]) -> None:
-    from copilot_proxy._github import parse_copilot_token
+    from copilot_proxy.tokens import parse_copilot_token
 
     try:
         token = parse_copilot_token(body)
@@ -385,7 +393,7 @@ def test_any_exchange_answer_parses_or_fails_with_a_github_error(body: dict[str,
 
 
 def test_an_unusable_api_endpoint_is_ignored_not_fatal() -> None:
-    from copilot_proxy._github import parse_copilot_token
+    from copilot_proxy.tokens import parse_copilot_token
 
     for api in ("http://é.example", "ftp://x", "https://", "https://h/?q=1"):
         body = {"token": "t", "expires_at": 5, "endpoints": {"api": api}}

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from copilot_proxy._request_target import target_problem
+from copilot_proxy.wire import target_problem
 
 ESCAPES = [
     b"//evil.example/x",

@@ -7,14 +7,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 from twisted.web.http_headers import Headers
 
-from copilot_proxy._config import (
+from copilot_proxy.settings import (
     ConfigError,
     check_token,
     listen_description,
     positive_seconds,
     upstream_base,
 )
-from copilot_proxy._headers import (
+from copilot_proxy.wire import (
     HOP_BY_HOP,
     client_response_headers,
     connection_tokens,

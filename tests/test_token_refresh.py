@@ -17,11 +17,15 @@ import pytest_twisted
 from twisted.internet.task import deferLater
 from twisted.logger import formatEvent
 
-from copilot_proxy._config import ProxyConfig, upstream_base
-from copilot_proxy._credentials import CredentialSettings, find_credential, github_token_reader
-from copilot_proxy._daemon import Daemon, build_daemon
-from copilot_proxy._github import GitHubAPI
+from copilot_proxy.app import Daemon, build_daemon
+from copilot_proxy.settings import ProxyConfig, upstream_base
 from copilot_proxy.testing.fake_github import GITHUB_TOKEN
+from copilot_proxy.tokens import (
+    CredentialSettings,
+    GitHubAPI,
+    find_credential,
+    github_token_reader,
+)
 
 from ._helpers import GitHub, Upstream, fetch, send, stream_request, timeout, until
 
@@ -286,8 +290,8 @@ async def test_first_exchange_failure_is_fatal_with_the_reason(
 async def test_account_without_copilot_is_refused_not_retried(
     reactor: Any, github: GitHub, status: int
 ) -> None:
-    from copilot_proxy._github import GitHubRefused
-    from copilot_proxy._token import Secret
+    from copilot_proxy.tokens import GitHubRefused
+    from copilot_proxy.wire import Secret
 
     github.fake.exchange_status = status
     api = GitHubAPI(reactor, github.url, github.url)

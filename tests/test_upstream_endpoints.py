@@ -9,7 +9,7 @@ from twisted.internet.testing import MemoryReactorClock
 from twisted.web.client import URI, BrowserLikePolicyForHTTPS
 from twisted.web.error import SchemeNotSupported
 
-from copilot_proxy._upstream import _EndpointPerOrigin
+from copilot_proxy.upstream import _EndpointPerOrigin
 
 
 def _factory() -> _EndpointPerOrigin:

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 import pytest_twisted
 
-from copilot_proxy._config import ConfigError
-from copilot_proxy._workers import listen_fd, worker_count
+from copilot_proxy.app import listen_fd, worker_count
+from copilot_proxy.settings import ConfigError
 
 from ._helpers import Upstream, fetch, timeout, until
 from ._twistd import Twistd, clean_env, free_port
@@ -117,7 +117,7 @@ def test_listen_fd_is_checked() -> None:
 
 
 def test_plain_tcp_port_gets_one_reuseport_socket_per_process() -> None:
-    from copilot_proxy._workers import reuseport_sockets
+    from copilot_proxy.app import reuseport_sockets
 
     fds = reuseport_sockets("tcp:0:interface=127.0.0.1:backlog=16", 3)
     assert fds is not None and len(fds) == 3
@@ -134,7 +134,7 @@ def test_plain_tcp_port_gets_one_reuseport_socket_per_process() -> None:
 
 
 def test_other_endpoints_share_one_socket_instead() -> None:
-    from copilot_proxy._workers import reuseport_sockets
+    from copilot_proxy.app import reuseport_sockets
 
     for description in (
         "unix:/run/copilot-proxy.sock",
@@ -148,7 +148,7 @@ def test_other_endpoints_share_one_socket_instead() -> None:
 
 
 def test_port_in_use_fails_even_against_a_reuseport_listener() -> None:
-    from copilot_proxy._workers import reuseport_sockets
+    from copilot_proxy.app import reuseport_sockets
 
     with socket.socket() as taken:
         taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)

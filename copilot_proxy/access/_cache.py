@@ -1,0 +1,227 @@
+"""
+A small in-memory cache for idempotent, non-streaming C{GET}s such as
+C{GET /models}, which editors ask for on every start and every few minutes.
+
+A miss is relayed as usual, by the first request for the key (the leader):
+its response body is copied as it is written to the client, and stored once
+the response has finished, if it is a complete 2xx answer that is not an
+event stream and sets no cookie.  Requests for the same key that arrive while
+the leader is in flight wait for it (coalescing) instead of going upstream
+too.  A hit is answered from memory with an C{Age} header.  C{Cache-Control:
+no-cache} (or C{Pragma: no-cache}) from a client skips the lookup, and its
+answer refreshes the entry.
+
+The copy is made by giving the leader's request an instance-level C{write};
+every other request keeps Twisted's own, so the streaming path pays nothing.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.web.server import Request
+
+from ..relay import CLIENT_KEY_ATTRIBUTE, _path_for_log
+from ..wire import HOP_BY_HOP, upstream_target
+
+_log = Logger(namespace="copilot_proxy.access")
+
+# Upstream paths (after the /v1 alias) whose GET answers may be cached.
+CACHEABLE_PATHS = frozenset({b"/models"})
+
+# At most this many entries (a query string makes a new key): oldest go first.
+MAX_ENTRIES = 64
+# A body larger than this is relayed but not stored.
+MAX_BODY = 4 * 1024 * 1024
+
+# Never stored nor replayed: recomputed, per connection, or per client.
+_NOT_STORED = HOP_BY_HOP | {b"content-length", b"age", b"date", b"set-cookie"}
+
+
+@dataclass
+class _Entry:
+    code: int
+    phrase: bytes
+    headers: list[tuple[bytes, list[bytes]]]
+    body: bytes
+    stored: float
+
+
+_Key = tuple[bytes, bytes]
+
+
+def _no_cache(request: Request) -> bool:
+    for name in (b"cache-control", b"pragma"):
+        for value in request.requestHeaders.getRawHeaders(name, ()):
+            if b"no-cache" in value.lower() or b"no-store" in value.lower():
+                return True
+    return False
+
+
+class ResponseCache:
+    """
+    The cache of one proxy.
+
+    @param ttl: seconds an entry is served.
+    @param on_lookup: called with C{True} for a hit, C{False} for a miss
+        (metrics).
+    @param base: the upstream base URL in use now, part of every key: it
+        can change while the proxy runs (it follows the Copilot token's API
+        host), and one API's answer must not be served for another.
+    """
+
+    def __init__(
+        self,
+        reactor: IReactorTime,
+        ttl: float,
+        on_lookup: Callable[[bool], None] | None = None,
+        base: Callable[[], bytes] = lambda: b"",
+    ) -> None:
+        self._reactor = reactor
+        self.ttl = ttl
+        self._on_lookup = on_lookup
+        self._base = base
+        self._entries: OrderedDict[_Key, _Entry] = OrderedDict()
+        self._leaders: dict[_Key, list[tuple[Request, Callable[[Request], None]]]] = {}
+
+    def key(self, request: Request) -> _Key | None:
+        """The cache key of C{request}, or L{None} when it is not cacheable."""
+        if request.method != b"GET":
+            return None
+        target = upstream_target(request.uri)
+        if target.partition(b"?")[0].rstrip(b"/") not in CACHEABLE_PATHS:
+            return None
+        encoding = b",".join(request.requestHeaders.getRawHeaders(b"accept-encoding", ()))
+        return self._base() + target, encoding.replace(b" ", b"").lower()
+
+    def serve(self, request: Request, go_upstream: Callable[[Request], None]) -> bool:
+        """
+        Answer C{request} from the cache, or have it wait for a request in
+        flight for the same key.
+
+        @param go_upstream: what sends a request upstream; called later for a
+            waiting request whose leader's answer cannot be shared.
+        @return: C{True} when the cache has taken the request; C{False} when
+            the caller must send it upstream now (the cache may then copy the
+            answer).
+        """
+        key = self.key(request)
+        if key is None:
+            return False
+        if _no_cache(request):
+            self._lead(request, key)
+            return False
+        entry = self._entries.get(key)
+        now = self._reactor.seconds()
+        if entry is not None and now - entry.stored < self.ttl:
+            self._lookup(True)
+            self._answer(request, entry, now)
+            return True
+        self._lookup(False)
+        waiting = self._leaders.get(key)
+        if waiting is not None:
+            waiting.append((request, go_upstream))
+            request.notifyFinish().addErrback(lambda _: self._left(key, request))
+            return True
+        self._leaders[key] = []
+        self._lead(request, key)
+        return False
+
+    def _lookup(self, hit: bool) -> None:
+        if self._on_lookup is not None:
+            self._on_lookup(hit)
+
+    def _left(self, key: _Key, request: Request) -> None:
+        waiting = self._leaders.get(key)
+        if waiting is not None:
+            waiting[:] = [(r, go) for r, go in waiting if r is not request]
+
+    # The leader --------------------------------------------------------
+
+    def _lead(self, request: Request, key: _Key) -> None:
+        chunks: list[bytes] = []
+        size = [0]
+        write: Callable[[bytes], None] = request.write
+
+        def copy(data: bytes) -> None:
+            if size[0] <= MAX_BODY:
+                chunks.append(data)
+                size[0] += len(data)
+            write(data)
+
+        request.write = copy  # type: ignore[method-assign]
+        request.notifyFinish().addCallbacks(
+            lambda _: self._led(key, request, b"".join(chunks), size[0] <= MAX_BODY),
+            lambda failure: self._leader_failed(key, failure),
+        )
+
+    def _led(self, key: _Key, request: Request, body: bytes, whole: bool) -> None:
+        entry = self._storable(request, body) if whole else None
+        if entry is not None:
+            self._entries[key] = entry
+            self._entries.move_to_end(key)
+            while len(self._entries) > MAX_ENTRIES:
+                self._entries.popitem(last=False)
+        waiting = self._leaders.pop(key, [])
+        now = self._reactor.seconds()
+        for follower, go_upstream in waiting:
+            if follower.channel is None:
+                continue
+            if entry is not None:
+                self._answer(follower, entry, now)
+            else:
+                go_upstream(follower)
+
+    def _leader_failed(self, key: _Key, failure: Failure) -> None:
+        # The leader's client left or its answer was cut: the next in line
+        # asks again, and the others wait for it.
+        waiting = self._leaders.pop(key, [])
+        for follower, go_upstream in waiting:
+            if follower.channel is not None and not self.serve(follower, go_upstream):
+                go_upstream(follower)
+
+    def _storable(self, request: Request, body: bytes) -> _Entry | None:
+        code = request.code
+        headers = request.responseHeaders
+        if not 200 <= code < 300 or headers.hasHeader(b"set-cookie"):
+            return None
+        for value in headers.getRawHeaders(b"content-type", ()):
+            if value.lower().startswith(b"text/event-stream"):
+                return None
+        for value in headers.getRawHeaders(b"vary", ()):
+            if b"*" in value:
+                return None
+        kept = [
+            (name, list(values))
+            for name, values in headers.getAllRawHeaders()
+            if name.lower() not in _NOT_STORED
+        ]
+        phrase: Any = request.code_message
+        return _Entry(code, bytes(phrase), kept, body, self._reactor.seconds())
+
+    # Hits --------------------------------------------------------------
+
+    def _answer(self, request: Request, entry: _Entry, now: float) -> None:
+        request.setResponseCode(entry.code, entry.phrase)
+        outgoing = request.responseHeaders
+        outgoing.removeHeader(b"server")
+        for name, values in entry.headers:
+            outgoing.setRawHeaders(name, values)
+        outgoing.setRawHeaders(b"age", [b"%d" % (max(0, int(now - entry.stored)),)])
+        outgoing.setRawHeaders(b"content-length", [b"%d" % (len(entry.body),)])
+        request.write(entry.body)
+        request.finish()
+        _log.info(
+            "{method} {path} {status} {bytes}B ttfb=- 0.000s cached key={client_key}",
+            method=request.method.decode("ascii", "replace"),
+            path=_path_for_log(request.uri),
+            status=entry.code,
+            bytes=len(entry.body),
+            client_key=getattr(request, CLIENT_KEY_ATTRIBUTE, None) or "-",
+        )

@@ -1,0 +1,25 @@
+"""The Prometheus metrics of one proxy (and of its workers) with bounded labels."""
+
+from ._prometheus import (
+    CONTENT_TYPE,
+    ProxyMetrics,
+    forget_process,
+    method_label,
+    route_group,
+    status_class,
+    token_expires_in,
+    token_usable,
+    use_multiprocess,
+)
+
+__all__ = [
+    "CONTENT_TYPE",
+    "ProxyMetrics",
+    "forget_process",
+    "method_label",
+    "route_group",
+    "status_class",
+    "token_expires_in",
+    "token_usable",
+    "use_multiprocess",
+]

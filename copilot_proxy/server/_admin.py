@@ -1,0 +1,128 @@
+"""
+The proxy's own pages, answered by the proxy and never forwarded: health for
+load balancers and init systems, metrics for Prometheus.
+
+They live under one prefix (C{--admin-prefix}, default C{/_proxy/}) that no
+Copilot API path uses, so they cannot shadow an upstream path.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+
+from twisted.internet.interfaces import IReactorTime
+from twisted.web.server import Request
+
+from .._version import __version__
+from ..access import KeyStore, presented_keys
+from ..metrics import CONTENT_TYPE, ProxyMetrics, token_expires_in, token_usable
+from ..wire import openai_error
+
+DEFAULT_PREFIX = b"/_proxy/"
+
+
+class AdminPages:
+    """
+    Renders C{<prefix>healthz} and C{<prefix>metrics}; anything else under the
+    prefix is a 404.
+
+    @ivar prefix: the path prefix, starting and ending with C{/}.
+    """
+
+    def __init__(
+        self,
+        prefix: bytes,
+        reactor: IReactorTime,
+        upstream: Callable[[], bytes],
+        tokens: object,
+        in_flight: Callable[[], int],
+        metrics: ProxyMetrics,
+        keys: KeyStore | None = None,
+    ) -> None:
+        """
+        @param upstream: the upstream base URL in use now (it follows the API
+            host a Copilot token names).
+        @param keys: the client keys; when any are configured, every page but
+            health requires one (health stays open for load balancers and
+            init systems, and shows nothing secret).
+        """
+        self.prefix = prefix
+        self._keys = keys
+        self._reactor = reactor
+        self._started = reactor.seconds()
+        self._upstream = upstream
+        self._tokens = tokens
+        self._in_flight = in_flight
+        self._metrics = metrics
+
+    def handles(self, uri: bytes) -> bool:
+        """Whether a request target is one of ours, whatever its method."""
+        return uri.startswith(self.prefix)
+
+    def health(self) -> tuple[int, dict[str, object]]:
+        """
+        The health document and its status: 200, or 503 when the token source
+        says it has no usable token (requests would fail until it does).
+        """
+        usable = token_usable(self._tokens)
+        expires_in = token_expires_in(self._tokens)
+        document: dict[str, object] = {
+            "status": "ok" if usable else "token_unavailable",
+            "version": __version__,
+            "uptime_s": round(self._reactor.seconds() - self._started, 3),
+            # With --workers, which process answered.
+            "pid": os.getpid(),
+            "in_flight": self._in_flight(),
+            "upstream": self._upstream().decode("ascii"),
+            "token": {
+                "source": str(getattr(self._tokens, "source", "unknown")),
+                "expires_in_s": None if expires_in is None else round(expires_in, 1),
+            },
+        }
+        return (200 if usable else 503), document
+
+    def render(self, request: Request) -> bytes:
+        """Answer a request whose target starts with the prefix."""
+        name = request.uri[len(self.prefix) :].partition(b"?")[0]
+        request.responseHeaders.removeHeader(b"server")
+        request.setHeader(b"cache-control", b"no-store")
+        if request.method not in (b"GET", b"HEAD"):
+            request.setResponseCode(405)
+            request.setHeader(b"allow", b"GET, HEAD")
+            return self._json_error(
+                request, "the proxy's own pages only answer GET", "method_not_allowed"
+            )
+        if name == b"healthz":
+            code, document = self.health()
+            request.setResponseCode(code)
+            request.setHeader(b"content-type", b"application/json")
+            return json.dumps(document).encode("utf-8")
+        if name != b"healthz" and not self._key_accepted(request):
+            request.setResponseCode(401)
+            request.setHeader(b"www-authenticate", b'Bearer realm="copilot-proxy"')
+            return self._json_error(
+                request,
+                "a valid client key is required: send it as 'Authorization: Bearer <key>'",
+                "invalid_api_key",
+            )
+        if name == b"metrics":
+            request.setHeader(b"content-type", CONTENT_TYPE.encode("ascii"))
+            return self._metrics.exposition()
+        request.setResponseCode(404)
+        prefix = self.prefix.decode("ascii")
+        return self._json_error(
+            request,
+            f"no such page; the proxy serves {prefix}healthz and {prefix}metrics",
+            "not_found",
+        )
+
+    def _key_accepted(self, request: Request) -> bool:
+        if self._keys is None or not len(self._keys):
+            return True
+        return self._keys.identify(presented_keys(request.requestHeaders)) is not None
+
+    def _json_error(self, request: Request, message: str, code: str) -> bytes:
+        request.setHeader(b"content-type", b"application/json")
+        return openai_error(message, "invalid_request_error", code)

@@ -1,0 +1,35 @@
+"""The proxy's option values and their validation (pure)."""
+
+from ._config import (
+    ConfigError,
+    DEFAULT_ADMIN_PREFIX,
+    DEFAULT_PORT,
+    DEFAULT_UPSTREAM,
+    ProxyConfig,
+    admin_prefix,
+    check_token,
+    keepalive_seconds,
+    listen_description,
+    log_format_option,
+    messages_mode,
+    pem_certificates,
+    positive_seconds,
+    upstream_base,
+)
+
+__all__ = [
+    "ConfigError",
+    "DEFAULT_ADMIN_PREFIX",
+    "DEFAULT_PORT",
+    "DEFAULT_UPSTREAM",
+    "ProxyConfig",
+    "admin_prefix",
+    "check_token",
+    "keepalive_seconds",
+    "listen_description",
+    "log_format_option",
+    "messages_mode",
+    "pem_certificates",
+    "positive_seconds",
+    "upstream_base",
+]

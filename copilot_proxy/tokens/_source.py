@@ -1,0 +1,106 @@
+"""
+Where the Copilot token comes from, and how it is kept out of sight.
+
+The resource asks a L{TokenSource} for the C{Authorization} value of each
+request.  Secrets travel wrapped in L{Secret} so that no C{repr()}, log line
+or exception message can show them by accident.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Protocol
+
+from twisted.internet.defer import Deferred, succeed
+
+from ..wire import Secret
+
+
+class TokenUnavailable(Exception):
+    """
+    No usable Copilot token right now.
+
+    The message is shown to clients (in a 503 body) and must say what to do;
+    it never contains a token.
+    """
+
+
+class TokenSource(Protocol):
+    """What the proxy needs from anything that supplies Copilot tokens."""
+
+    def authorization(self) -> Deferred[bytes]:
+        """
+        The complete C{Authorization} header value for the next upstream
+        request.  Fires at once when a valid token is at hand; fails with
+        L{TokenUnavailable} when none can be had.
+        """
+
+    def refreshed_after(self, rejected: bytes) -> Deferred[bytes | None]:
+        """
+        The upstream refused C{rejected} (an earlier L{authorization} value)
+        with 401: a fresher C{Authorization} value to replay the request
+        with, or L{None} when there is none to be had (the 401 then passes
+        to the client).  May fail with L{TokenUnavailable}.
+        """
+
+
+class StaticToken:
+    """A Copilot token given at start and used as is, never refreshed."""
+
+    source = "static"
+
+    def __init__(self, token: Secret) -> None:
+        self._header = b"Bearer " + token.reveal().encode("ascii")
+        self._expiry = token_expiry(token.reveal())
+
+    def authorization(self) -> Deferred[bytes]:
+        return succeed(self._header)
+
+    def expires_in(self) -> float | None:
+        """Seconds left until the token's C{exp=} time; L{None} if it has none."""
+        return None if self._expiry is None else self._expiry - time.time()
+
+    @property
+    def usable(self) -> bool:
+        """False once the token's C{exp=} time has passed (health turns 503)."""
+        return self._expiry is None or time.time() < self._expiry
+
+    def refreshed_after(self, rejected: bytes) -> Deferred[bytes | None]:
+        return succeed(None)
+
+    def __repr__(self) -> str:
+        return "StaticToken(<redacted>)"
+
+
+def token_expiry(token: str) -> float | None:
+    """
+    The expiry a Copilot token carries in its C{exp=} field (POSIX seconds),
+    or L{None} when it has none: Copilot tokens read C{tid=...;exp=...;...}.
+    """
+    for field in token.split(";"):
+        name, sep, value = field.partition("=")
+        if sep and name.strip() == "exp":
+            try:
+                return float(value.partition(":")[0])
+            except ValueError:
+                return None
+    return None
+
+
+def read_secret_file(path: str) -> Secret:
+    """
+    Read a token from a file: the first line, without surrounding whitespace.
+
+    @raise ValueError: with a message naming the file (not its content) when
+        it cannot be read or holds no token.
+    """
+    try:
+        with open(path, encoding="utf-8") as f:
+            value = f.readline().strip()
+    except OSError as e:
+        raise ValueError(f"cannot read token file {path}: {e.strerror}") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"token file {path} is not text") from None
+    if not value:
+        raise ValueError(f"token file {path} is empty")
+    return Secret(value)

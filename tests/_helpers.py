@@ -7,7 +7,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from twisted.internet import reactor
+from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IListeningPort
 from twisted.internet.protocol import Protocol
 from twisted.internet.task import deferLater
 from twisted.python.failure import Failure
@@ -18,7 +20,7 @@ from twisted.web.iweb import IResponse
 from copilot_proxy.server import ProxyService
 from copilot_proxy.testing.fake_github import FakeGitHub
 from copilot_proxy.testing.fake_upstream import FakeUpstream
-from copilot_proxy.upstream import _BufferedBody
+from copilot_proxy.upstream import BufferedBody
 
 
 @dataclass
@@ -68,6 +70,20 @@ class Collector(Protocol):
         return b"".join(self.chunks)
 
 
+def port_number(port: IListeningPort) -> int:
+    """The number of a port listening on TCP (plain or TLS)."""
+    address = port.getHost()
+    assert isinstance(address, IPv4Address), address
+    return address.port
+
+
+async def stop_listening(port: IListeningPort) -> None:
+    """Stop a port listening and wait until it has."""
+    stopped = port.stopListening()
+    if stopped is not None:
+        await stopped
+
+
 def timeout(d: Deferred[Any], seconds: float = 5.0) -> Deferred[Any]:
     return d.addTimeout(seconds, reactor)
 
@@ -81,7 +97,7 @@ async def send(
     """Send one request on a fresh connection; returns before the body is read."""
     agent = Agent(reactor)
     raw = Headers({k.encode(): [v.encode()] for k, v in (headers or {}).items()})
-    producer = _BufferedBody(body) if body is not None else None
+    producer = BufferedBody(body) if body is not None else None
     response: IResponse = await timeout(agent.request(method, url.encode(), raw, producer))
     collector = Collector()
     response.deliverBody(collector)

@@ -6,13 +6,13 @@ loopback sockets in the test run's one reactor.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import pytest_twisted
 from hypothesis import settings
 from twisted.internet import reactor as _reactor
-from twisted.logger import globalLogPublisher
+from twisted.logger import ILogObserver, globalLogPublisher
 
 from copilot_proxy.access import AccessConfig
 from copilot_proxy.app import build_proxy
@@ -23,7 +23,7 @@ from copilot_proxy.testing.fake_upstream import ACCEPTED_TOKEN, FakeUpstream
 from copilot_proxy.tokens import StaticToken
 from copilot_proxy.wire import Secret
 
-from ._helpers import GitHub, Proxy, Upstream
+from ._helpers import GitHub, Proxy, Upstream, port_number
 
 # Property tests run on a machine shared with other test runs: a per-example
 # time limit there fails at random, and says nothing about the code.
@@ -59,9 +59,10 @@ async def github(reactor: Any, upstream: Upstream) -> Any:
 def log_events() -> Iterator[list[dict[str, Any]]]:
     """Every log event emitted during the test."""
     events: list[dict[str, Any]] = []
-    globalLogPublisher.addObserver(events.append)
+    observer = cast(ILogObserver, events.append)
+    globalLogPublisher.addObserver(observer)
     yield events
-    globalLogPublisher.removeObserver(events.append)
+    globalLogPublisher.removeObserver(observer)
 
 
 def start_proxy(
@@ -75,8 +76,8 @@ def start_proxy(
         listen="tcp:0:interface=127.0.0.1", upstream=upstream_base(upstream_url), **settings
     )
     service: ProxyService = build_proxy(reactor, config, StaticToken(Secret(token)), access)
-    service.startService()
-    return Proxy(service, f"http://127.0.0.1:{service.port.getHost().port}")
+    service.startService()  # type: ignore[no-untyped-call]
+    return Proxy(service, f"http://127.0.0.1:{port_number(service.port)}")
 
 
 @pytest_twisted.async_yield_fixture

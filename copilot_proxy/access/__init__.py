@@ -4,12 +4,15 @@ response cache, and their settings.
 """
 
 from ._cache import ResponseCache
-from ._gate import AccessGate, respond_error
+from ._gate import AccessGate
 from ._keys import (
+    KEY_CHALLENGE,
+    KEY_REQUIRED,
     ClientKeys,
     KeyFileError,
-    KeyStore,
     KeysFromFile,
+    KeyStore,
+    check_client_key,
     parse_keys_env,
     parse_keys_file,
     presented_keys,
@@ -17,9 +20,9 @@ from ._keys import (
 )
 from ._rate_limit import Rate, TokenBuckets, parse_rate, retry_after
 from ._settings import (
-    AccessConfig,
     DEFAULT_CACHE_TTL,
     DEFAULT_MAX_BODY,
+    AccessConfig,
     RequestLimits,
     byte_size,
     count_option,
@@ -30,11 +33,13 @@ from ._settings import (
 from ._stream_slots import StreamSlots
 
 __all__ = [
+    "DEFAULT_CACHE_TTL",
+    "DEFAULT_MAX_BODY",
+    "KEY_CHALLENGE",
+    "KEY_REQUIRED",
     "AccessConfig",
     "AccessGate",
     "ClientKeys",
-    "DEFAULT_CACHE_TTL",
-    "DEFAULT_MAX_BODY",
     "KeyFileError",
     "KeyStore",
     "KeysFromFile",
@@ -44,6 +49,7 @@ __all__ = [
     "StreamSlots",
     "TokenBuckets",
     "byte_size",
+    "check_client_key",
     "count_option",
     "is_private_listener",
     "non_negative_seconds",
@@ -53,6 +59,5 @@ __all__ = [
     "presented_keys",
     "rate_option",
     "readable_by_others",
-    "respond_error",
     "retry_after",
 ]

@@ -23,14 +23,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from twisted.internet.interfaces import IReactorTime
-from twisted.logger import Logger
 from twisted.python.failure import Failure
-from twisted.web.server import Request
 
-from ..relay import CLIENT_KEY_ATTRIBUTE, _path_for_log
-from ..wire import HOP_BY_HOP, upstream_target
-
-_log = Logger(namespace="copilot_proxy.access")
+from ..web import ProxyRequest, log_access
+from ..wire import HOP_BY_HOP, Outcome, upstream_target
 
 # Upstream paths (after the /v1 alias) whose GET answers may be cached.
 CACHEABLE_PATHS = frozenset({b"/models"})
@@ -56,7 +52,7 @@ class _Entry:
 _Key = tuple[bytes, bytes]
 
 
-def _no_cache(request: Request) -> bool:
+def _no_cache(request: ProxyRequest) -> bool:
     for name in (b"cache-control", b"pragma"):
         for value in request.requestHeaders.getRawHeaders(name, ()):
             if b"no-cache" in value.lower() or b"no-store" in value.lower():
@@ -88,9 +84,9 @@ class ResponseCache:
         self._on_lookup = on_lookup
         self._base = base
         self._entries: OrderedDict[_Key, _Entry] = OrderedDict()
-        self._leaders: dict[_Key, list[tuple[Request, Callable[[Request], None]]]] = {}
+        self._leaders: dict[_Key, list[tuple[ProxyRequest, Callable[[ProxyRequest], None]]]] = {}
 
-    def key(self, request: Request) -> _Key | None:
+    def key(self, request: ProxyRequest) -> _Key | None:
         """The cache key of C{request}, or L{None} when it is not cacheable."""
         if request.method != b"GET":
             return None
@@ -100,7 +96,7 @@ class ResponseCache:
         encoding = b",".join(request.requestHeaders.getRawHeaders(b"accept-encoding", ()))
         return self._base() + target, encoding.replace(b" ", b"").lower()
 
-    def serve(self, request: Request, go_upstream: Callable[[Request], None]) -> bool:
+    def serve(self, request: ProxyRequest, go_upstream: Callable[[ProxyRequest], None]) -> bool:
         """
         Answer C{request} from the cache, or have it wait for a request in
         flight for the same key.
@@ -137,14 +133,14 @@ class ResponseCache:
         if self._on_lookup is not None:
             self._on_lookup(hit)
 
-    def _left(self, key: _Key, request: Request) -> None:
+    def _left(self, key: _Key, request: ProxyRequest) -> None:
         waiting = self._leaders.get(key)
         if waiting is not None:
             waiting[:] = [(r, go) for r, go in waiting if r is not request]
 
     # The leader --------------------------------------------------------
 
-    def _lead(self, request: Request, key: _Key) -> None:
+    def _lead(self, request: ProxyRequest, key: _Key) -> None:
         chunks: list[bytes] = []
         size = [0]
         write: Callable[[bytes], None] = request.write
@@ -161,7 +157,7 @@ class ResponseCache:
             lambda failure: self._leader_failed(key, failure),
         )
 
-    def _led(self, key: _Key, request: Request, body: bytes, whole: bool) -> None:
+    def _led(self, key: _Key, request: ProxyRequest, body: bytes, whole: bool) -> None:
         entry = self._storable(request, body) if whole else None
         if entry is not None:
             self._entries[key] = entry
@@ -186,7 +182,7 @@ class ResponseCache:
             if follower.channel is not None and not self.serve(follower, go_upstream):
                 go_upstream(follower)
 
-    def _storable(self, request: Request, body: bytes) -> _Entry | None:
+    def _storable(self, request: ProxyRequest, body: bytes) -> _Entry | None:
         code = request.code
         headers = request.responseHeaders
         if not 200 <= code < 300 or headers.hasHeader(b"set-cookie"):
@@ -207,7 +203,7 @@ class ResponseCache:
 
     # Hits --------------------------------------------------------------
 
-    def _answer(self, request: Request, entry: _Entry, now: float) -> None:
+    def _answer(self, request: ProxyRequest, entry: _Entry, now: float) -> None:
         request.setResponseCode(entry.code, entry.phrase)
         outgoing = request.responseHeaders
         outgoing.removeHeader(b"server")
@@ -217,11 +213,4 @@ class ResponseCache:
         outgoing.setRawHeaders(b"content-length", [b"%d" % (len(entry.body),)])
         request.write(entry.body)
         request.finish()
-        _log.info(
-            "{method} {path} {status} {bytes}B ttfb=- 0.000s cached key={client_key}",
-            method=request.method.decode("ascii", "replace"),
-            path=_path_for_log(request.uri),
-            status=entry.code,
-            bytes=len(entry.body),
-            client_key=getattr(request, CLIENT_KEY_ATTRIBUTE, None) or "-",
-        )
+        log_access(request, Outcome.CACHED)

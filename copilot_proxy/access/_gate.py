@@ -12,71 +12,34 @@ for one).  A slot is held until the request is finished, however it ends.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
+from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.interfaces import IReactorTime
-from twisted.logger import Logger
-from twisted.web.server import NOT_DONE_YET, Request
+from twisted.web.server import NOT_DONE_YET
 
-from ..relay import CLIENT_KEY_ATTRIBUTE, REFUSED, _path_for_log
-from ..surfaces import error_body as anthropic_error
-from ..wire import Surface, classify, json_answer, openai_error
+from ..web import ProxyRequest, respond_error
 from ._cache import ResponseCache
-from ._keys import KeyStore, presented_keys
+from ._keys import KEY_CHALLENGE, KEY_REQUIRED, KeyStore, check_client_key
 from ._rate_limit import RateLimiter, retry_after
 from ._stream_slots import StreamSlots
-
-_log = Logger(namespace="copilot_proxy.access")
 
 # How long a client told to retry because every stream slot is taken should
 # wait: slots free up as streams end, which no clock predicts.
 _SLOT_RETRY_AFTER = 1
 
 
-def respond_error(
-    request: Request,
-    status: int,
-    message: str,
-    error_type: str,
-    code: str,
-    headers: dict[bytes, bytes] | None = None,
-) -> bytes:
-    """
-    Answer C{request} with a JSON error made by the proxy itself and log it
-    as refused; returns the body for C{render} to return.  The body has the
-    shape the caller's SDK parses: Anthropic's on the Messages surface,
-    OpenAI's everywhere else.
-    """
-    if classify(request.uri) is Surface.OPENAI:
-        body = openai_error(message, error_type, code)
-    else:
-        body = anthropic_error(status, message)
-    json_answer(request, status, body)
-    for name, value in (headers or {}).items():
-        request.setHeader(name, value)
-    _log.info(
-        "{method} {path} {status} {bytes}B ttfb=- 0.000s {outcome} key={client_key}",
-        method=request.method.decode("ascii", "replace"),
-        path=_path_for_log(request.uri),
-        status=status,
-        bytes=len(body),
-        outcome=REFUSED,
-        client_key=getattr(request, CLIENT_KEY_ATTRIBUTE, None) or "-",
-    )
-    return body
-
-
-def _write_late(request: Request, outcome: bytes | int) -> None:
+def _write_late(request: ProxyRequest, outcome: bytes | int) -> None:
     """Finish with a refusal decided after C{render} has returned."""
     if isinstance(outcome, bytes):
         request.write(outcome)
         request.finish()
 
 
-def _address(request: Request) -> str:
-    address: Any = request.getClientAddress()
-    host = getattr(address, "host", None)
-    return f"addr:{host}" if isinstance(host, str) else "addr:local"
+def _address(request: ProxyRequest) -> str:
+    address = request.getClientAddress()
+    if isinstance(address, (IPv4Address, IPv6Address)):
+        return f"addr:{address.host}"
+    return "addr:local"
 
 
 class AccessGate:
@@ -102,7 +65,7 @@ class AccessGate:
         slots: StreamSlots | None = None,
         wait: bool = False,
         max_queue: int = 100,
-        on_refused: Callable[[Request, int], object] | None = None,
+        on_refused: Callable[[ProxyRequest, int], object] | None = None,
         cache: ResponseCache | None = None,
     ) -> None:
         self._reactor = reactor
@@ -114,7 +77,7 @@ class AccessGate:
         self._wait = wait
         self._max_queue = max_queue
         # Each waiting request, with what takes it out of its queue.
-        self._queued: dict[Request, Callable[[], None]] = {}
+        self._queued: dict[ProxyRequest, Callable[[], None]] = {}
 
     @property
     def waiting(self) -> int:
@@ -140,29 +103,26 @@ class AccessGate:
                 ),
             )
 
-    def admit(self, request: Request, forward: Callable[[Request], None]) -> bytes | int:
+    def admit(self, request: ProxyRequest, forward: Callable[[ProxyRequest], None]) -> bytes | int:
         """
         Check C{request}; call C{forward(request)} once it may go upstream
         (now or after a wait).
 
         @return: what C{render} returns: an error body, or C{NOT_DONE_YET}.
         """
-        label = None
-        if self.keys is not None and len(self.keys):
-            label = self.keys.identify(presented_keys(request.requestHeaders))
-            if label is None:
-                if self._on_refused is not None:
-                    self._on_refused(request, 401)
-                return respond_error(
-                    request,
-                    401,
-                    "a valid client key is required: send it as 'Authorization: Bearer "
-                    "<key>' or 'x-api-key: <key>'",
-                    "invalid_request_error",
-                    "invalid_api_key",
-                    {b"www-authenticate": b'Bearer realm="copilot-proxy"'},
-                )
-            setattr(request, CLIENT_KEY_ATTRIBUTE, label)
+        check = check_client_key(self.keys, request.requestHeaders)
+        if not check.allowed:
+            if self._on_refused is not None:
+                self._on_refused(request, 401)
+            return respond_error(
+                request,
+                401,
+                KEY_REQUIRED,
+                "invalid_request_error",
+                "invalid_api_key",
+                {b"www-authenticate": KEY_CHALLENGE},
+            )
+        label = request.client_key = check.name
         client = label if label is not None else _address(request)
         if self._limiter is not None:
             delay = self._limiter.take(client)
@@ -179,11 +139,11 @@ class AccessGate:
         return self._after_rate(request, client, forward)
 
     def _after_rate(
-        self, request: Request, client: str, forward: Callable[[Request], None]
+        self, request: ProxyRequest, client: str, forward: Callable[[ProxyRequest], None]
     ) -> bytes | int:
         if self.cache is not None:
 
-            def go_upstream(later: Request) -> None:
+            def go_upstream(later: ProxyRequest) -> None:
                 _write_late(later, self._to_slot(later, client, forward))
 
             if self.cache.serve(request, go_upstream):
@@ -193,7 +153,7 @@ class AccessGate:
     # Rate-limit waits --------------------------------------------------
 
     def _wait_turn(
-        self, request: Request, client: str, forward: Callable[[Request], None]
+        self, request: ProxyRequest, client: str, forward: Callable[[ProxyRequest], None]
     ) -> None:
         assert self._limiter is not None
         limiter = self._limiter
@@ -219,7 +179,7 @@ class AccessGate:
     # Stream slots ------------------------------------------------------
 
     def _to_slot(
-        self, request: Request, client: str, forward: Callable[[Request], None]
+        self, request: ProxyRequest, client: str, forward: Callable[[ProxyRequest], None]
     ) -> bytes | int:
         slots = self.slots
         if slots is None:
@@ -255,15 +215,15 @@ class AccessGate:
 
     def _hold(
         self,
-        request: Request,
+        request: ProxyRequest,
         slots: StreamSlots,
         client: str,
-        forward: Callable[[Request], None],
+        forward: Callable[[ProxyRequest], None],
     ) -> None:
         request.notifyFinish().addBoth(lambda _: slots.release(client))
         forward(request)
 
-    def _too_many(self, request: Request, seconds: int, message: str, code: str) -> bytes:
+    def _too_many(self, request: ProxyRequest, seconds: int, message: str, code: str) -> bytes:
         if self._on_refused is not None:
             self._on_refused(request, 429)
         return respond_error(

@@ -220,3 +220,37 @@ class KeysFromFile(ClientKeys):
         """
         self.replace(self._load())
         return len(self)
+
+
+#: What a client without a valid key is told (401), wherever it is refused.
+KEY_REQUIRED = (
+    "a valid client key is required: send it as 'Authorization: Bearer <key>' or "
+    "'x-api-key: <key>'"
+)
+#: The challenge of that 401.
+KEY_CHALLENGE = b'Bearer realm="copilot-proxy"'
+
+
+@dataclass(frozen=True)
+class KeyCheck:
+    """
+    The verdict on the client key a request presents.
+
+    @ivar allowed: whether the request may pass (a known key, or no keys
+        configured).
+    @ivar name: the known key's name, or L{None}.
+    """
+
+    allowed: bool
+    name: str | None
+
+
+def check_client_key(keys: KeyStore | None, headers: Headers) -> KeyCheck:
+    """
+    The one check of a request's client key, made by the access gate and,
+    before the body is read, by the HTTP channel.
+    """
+    if keys is None or not len(keys):
+        return KeyCheck(True, None)
+    name = keys.identify(presented_keys(headers))
+    return KeyCheck(name is not None, name)

@@ -21,9 +21,8 @@ from twisted.python import usage
 from .._version import __version__
 from ..settings import ConfigError, upstream_base
 from ..tokens import (
-    COPILOT,
-    GITHUB,
     Credential,
+    CredentialKind,
     CredentialSettings,
     GitHubAPI,
     GitHubError,
@@ -207,7 +206,7 @@ async def login(reactor: Any, options: usage.Options, env: Mapping[str, str], ou
     account = f" as {who}" if isinstance(who, str) else ""
     out.write(f"Logged in{account}; the GitHub token is stored in {path}\n")
     credential = _find(settings)
-    if credential is not None and not credential.origin.startswith("stored login"):
+    if credential is not None and not credential.stored_login:
         out.write(f"Note: {credential.origin} comes first, so the proxy uses that instead.\n")
 
 
@@ -258,7 +257,7 @@ async def status(
         raise CommandFailed(str(e)) from None
     chosen = options["upstream"] or env.get("COPILOT_UPSTREAM")
     now = reactor.seconds()
-    if credential.kind == COPILOT:
+    if credential.kind is CredentialKind.STATIC:
         out.write(f"credential: {credential.origin} (a static Copilot token, never renewed)\n")
         expiry = token_expiry(credential.secret.reveal())
         if expiry is None:
@@ -268,7 +267,7 @@ async def status(
         out.write(f"API base: {chosen or 'https://api.individual.githubcopilot.com'}\n")
         out.write("plan and quota: unknown (they need a GitHub login)\n")
         return
-    assert credential.kind == GITHUB
+    assert credential.kind is CredentialKind.GITHUB
     out.write(f"credential: {credential.origin} (a GitHub token)\n")
     api = _api(reactor, options, env)
     try:
@@ -321,7 +320,7 @@ def _quota_lines(info: Mapping[str, Any]) -> list[str]:
 _COMMANDS = {"login": login, "status": status, "logout": logout}
 
 
-async def _run(reactor: Any, options: Options, env: Mapping[str, str]) -> None:
+async def _run(reactor: Any, options: CommandOptions, env: Mapping[str, str]) -> None:
     command = _COMMANDS[str(options.subCommand)]
     try:
         await command(reactor, options.subOptions, env, sys.stdout)

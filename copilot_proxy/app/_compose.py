@@ -10,7 +10,6 @@ from typing import Any
 from twisted.internet.ssl import Certificate, trustRootFromCertificates
 from twisted.logger import Logger
 from twisted.web.client import BrowserLikePolicyForHTTPS
-from twisted.web.http_headers import Headers
 from twisted.web.server import Request
 
 from ..access import (
@@ -21,11 +20,10 @@ from ..access import (
     ResponseCache,
     StreamSlots,
     TokenBuckets,
-    presented_keys,
     readable_by_others,
 )
 from ..metrics import ProxyMetrics
-from ..relay import InFlight, RelayOptions, relay_factory
+from ..relay import InFlight, RelayContext, RelayOptions
 from ..server import AdminPages, ProxyResource, ProxyService, ProxySite, listen
 from ..settings import ConfigError, ProxyConfig, pem_certificates
 from ..surfaces import MessagesSettings, ModelCatalog, route_surfaces
@@ -95,6 +93,14 @@ def build_gate(
     )
 
 
+def _upstream_policy(ca: bytes | None) -> BrowserLikePolicyForHTTPS | None:
+    """The TLS policy of upstream connections: C{--upstream-ca}, else the system's."""
+    if ca is None:
+        return None
+    roots = [Certificate.loadPEM(pem) for pem in pem_certificates(ca, "CA")]
+    return BrowserLikePolicyForHTTPS(trustRoot=trustRootFromCertificates(roots))
+
+
 def build_proxy(
     reactor: Any,
     config: ProxyConfig,
@@ -112,27 +118,30 @@ def build_proxy(
         file cannot be used.
     """
     access = access or AccessConfig()
-    policy = None
-    if config.upstream_ca is not None:
-        roots = [Certificate.loadPEM(pem) for pem in pem_certificates(config.upstream_ca, "CA")]
-        policy = BrowserLikePolicyForHTTPS(trustRoot=trustRootFromCertificates(roots))
     upstream = Upstream(
-        reactor, config.upstream, config.connect_timeout, policy, config.forward_proxy
+        reactor,
+        config.upstream,
+        config.connect_timeout,
+        _upstream_policy(config.upstream_ca),
+        config.forward_proxy,
     )
     inflight = InFlight()
     metrics = ProxyMetrics(inflight.__len__, tokens, config.metrics_dir)
-    options = RelayOptions(
-        copilot=CopilotHeaders.with_overrides(config.headers),
-        sse_keepalive=config.sse_keepalive,
+    context = RelayContext(
+        upstream,
+        tokens,
+        reactor,
+        config.idle_timeout,
+        inflight,
+        metrics,
+        RelayOptions(
+            copilot=CopilotHeaders.with_overrides(config.headers),
+            sse_keepalive=config.sse_keepalive,
+        ),
     )
-    make_relay = relay_factory(
-        upstream, tokens, reactor, config.idle_timeout, inflight, metrics, options
-    )
-    catalog = ModelCatalog(upstream, tokens, options.copilot, reactor)
+    catalog = ModelCatalog(upstream, tokens, context.options.copilot, reactor)
     make_relay = route_surfaces(
-        make_relay,
-        (upstream, tokens, reactor, config.idle_timeout, inflight, metrics, options),
-        MessagesSettings(catalog, config.messages_mode, dict(config.model_map)),
+        context, MessagesSettings(catalog, config.messages_mode, dict(config.model_map))
     )
     gate = build_gate(reactor, access, metrics, upstream)
     admin = AdminPages(
@@ -146,13 +155,7 @@ def build_proxy(
     )
     site = ProxySite(ProxyResource(make_relay, admin, gate), reactor, access.limits)
     site.on_refused = lambda code: metrics.refused(b"", b"", code)
-    keys = gate.keys
-    if keys is not None:
-
-        def key_check(headers: Headers) -> bool:
-            return not len(keys) or keys.identify(presented_keys(headers)) is not None
-
-        site.key_check = key_check
+    site.keys = gate.keys
     if listen_fd is None:
         port = listen(reactor, config.listen, site)
     else:

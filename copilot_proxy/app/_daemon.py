@@ -33,10 +33,10 @@ from ..access import AccessConfig
 from ..server import ProxyService
 from ..settings import ProxyConfig
 from ..tokens import (
-    COPILOT,
     CopilotToken,
     CopilotTokenRefresher,
     Credential,
+    CredentialKind,
     ExpiryWarning,
     GitHubAPI,
     StaticToken,
@@ -66,8 +66,8 @@ class OpenWhenReady(Service):
         self._on_fatal = on_fatal
         self._ready = refresher.ready()
         # Ports of the stock endpoints are file descriptors that can stop
-        # reading; anything else simply serves at once, its first requests
-        # waiting for the token.
+        # reading (IListeningPort declares no such method); anything else
+        # simply serves at once, its first requests waiting for the token.
         pause = getattr(port, "stopReading", None)
         if pause is not None:
             pause()
@@ -79,7 +79,7 @@ class OpenWhenReady(Service):
     def _open(self, _: None) -> None:
         if not self.running:
             return
-        resume = getattr(self._port, "startReading", None)
+        resume = getattr(self._port, "startReading", None)  # see __init__
         if resume is not None:
             resume()
         _log.info("got the first Copilot token: accepting connections")
@@ -133,7 +133,7 @@ def build_daemon(
     @raise copilot_proxy._config.ConfigError: when the port cannot be bound.
     """
     top = MultiService()
-    if credential.kind == COPILOT:
+    if credential.kind is CredentialKind.STATIC:
         tokens = StaticToken(credential.secret)
         proxy = build_proxy(reactor, config, tokens, access, listen_fd)
         expiry = token_expiry(credential.secret.reveal())

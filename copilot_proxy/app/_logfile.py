@@ -23,13 +23,17 @@ from twisted.logger import (
     FileLogObserver,
     ILogObserver,
     LogEvent,
+    LogLevel,
     formatEvent,
     formatEventAsClassicLogText,
     formatTime,
     timeFormatRFC3339,
 )
 
-FORMATS = ("text", "json")
+from ..settings import LogFormat
+
+# A tuple, not a set: a foreign event's log_level may be anything, even unhashable.
+_LEVELS = tuple(LogLevel.iterconstants())
 
 _ENVELOPE = ("time", "level", "namespace", "message", "error")
 
@@ -59,7 +63,7 @@ def json_line(event: LogEvent) -> str:
             if isinstance(timestamp, (int, float))
             else None
         ),
-        "level": getattr(level, "name", "info"),
+        "level": level.name if level is not None and level in _LEVELS else "info",
         "namespace": event.get("log_namespace", "-"),
         "message": formatEvent(event),
     }
@@ -176,10 +180,10 @@ def _system(event: LogEvent) -> str:
         return "UNFORMATTABLE"
 
 
-def observer(log_format: str, out: IO[Any] | ReopenableFile) -> ILogObserver:
-    """The observer writing events to C{out} in C{log_format} (text or json)."""
+def observer(log_format: LogFormat, out: IO[Any] | ReopenableFile) -> ILogObserver:
+    """The observer writing events to C{out} in C{log_format}."""
     target: Any = out
-    if log_format == "json":
+    if log_format is LogFormat.JSON:
         return FileLogObserver(target, json_line)
     seconds = SecondsCache()
     return FileLogObserver(target, lambda event: text_line(event, seconds))

@@ -16,7 +16,7 @@ import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from typing import IO, Any, NoReturn
 
-from twisted.application.service import IService
+from twisted.application.service import IService, MultiService
 from twisted.logger import Logger
 from twisted.python import usage
 
@@ -40,6 +40,7 @@ from ..settings import (
     DEFAULT_PORT,
     DEFAULT_UPSTREAM,
     ConfigError,
+    LogFormat,
     ProxyConfig,
     admin_prefix,
     keepalive_seconds,
@@ -51,7 +52,14 @@ from ..settings import (
     upstream_base,
 )
 from ..surfaces import parse_model_map
-from ..tokens import COPILOT, CredentialSettings, GitHubAPI, find_credential, github_token_reader
+from ..tokens import (
+    Credential,
+    CredentialKind,
+    CredentialSettings,
+    GitHubAPI,
+    find_credential,
+    github_token_reader,
+)
 from ..wire import (
     ForwardProxy,
     ProxySettingError,
@@ -59,7 +67,7 @@ from ..wire import (
     parse_override,
     proxy_chooser,
 )
-from ._daemon import build_daemon
+from ._daemon import Daemon, build_daemon
 from ._logfile import ReopenableFile, observer
 from ._process import (
     ProxyApplication,
@@ -202,7 +210,7 @@ class Options(usage.Options):
         [
             "log-format",
             None,
-            "text",
+            LogFormat.TEXT.value,
             "text: readable lines; json: one JSON object per line with stable field "
             "names (time, level, namespace, message, and the event's own fields such as "
             "status, outcome, request_id, model), for log shippers.",
@@ -415,6 +423,7 @@ def check_not_open_relay(options: Options, access: AccessConfig, listen: str, ho
     """
     if access.has_keys or options["allow-unauthenticated"]:
         return
+    # An IAddress declares no fields; IPv4Address and IPv6Address have these.
     address = getattr(host, "host", None)
     if is_private_listener(listen, address if isinstance(address, str) else None):
         return
@@ -444,7 +453,9 @@ def _url(name: str, value: str) -> str:
         raise ConfigError(f"{name}: {e}") from None
 
 
-def log_destination(options: usage.Options, log_format: str) -> IO[str] | ReopenableFile | None:
+def log_destination(
+    options: usage.Options, log_format: LogFormat
+) -> IO[str] | ReopenableFile | None:
     """
     Where our log observer writes, from twistd's own options (C{--logfile},
     C{-n}), or L{None} to leave logging to twistd.
@@ -458,11 +469,11 @@ def log_destination(options: usage.Options, log_format: str) -> IO[str] | Reopen
     (the journal under systemd); a daemon without C{--logfile} writes
     C{twistd.log}.  twistd's C{--logger} and C{--syslog} are left alone.
     """
-    parent: Any = getattr(options, "parent", None)
+    parent = options.parent
     if parent is None:
         return None
     if parent.get("logger") or parent.get("syslog"):
-        if log_format != "text":
+        if log_format is not LogFormat.TEXT:
             raise ConfigError("--log-format json cannot be combined with --logger or --syslog")
         return None
     logfile = parent.get("logfile")
@@ -484,53 +495,85 @@ def _fail(message: str) -> NoReturn:
     raise SystemExit(1)
 
 
-def makeService(options: Options) -> IService:
-    """Build the proxy service from options and the process environment."""
-    from twisted.internet import reactor
+@dataclasses.dataclass(frozen=True)
+class _Start:
+    """
+    What C{makeService} settled before assembling the services.
 
-    env = os.environ
-    try:
-        config = config_from(options, env)
-        log_format = log_format_option(options["log-format"])
-        destination = log_destination(options, log_format)
-        access = access_from(options, env)
-        workers = worker_count(options["workers"], config.listen)
-        inherited = listen_fd(options["listen-fd"])
-        # One SO_REUSEPORT socket per process on a plain TCP port, else one
-        # socket all of them share.
-        own = reuseport_sockets(config.listen, workers) if workers > 1 else None
-        if workers > 1 or inherited is not None:
-            config = dataclasses.replace(config, metrics_dir=_metrics_dir(env, inherited))
-        settings = credential_settings(options, env)
-        credential = find_credential(settings)
-        github_api_url = _url("--github-api-url", options["github-api-url"])
-        github = GitHubAPI(
-            reactor,
-            settings.github_url,
-            github_api_url,
-            proxy_for=_github_proxies(env, settings.github_url, github_api_url),
-        )
-        explicit = options["upstream"] is not None or bool(env.get("COPILOT_UPSTREAM"))
-        daemon = build_daemon(
-            reactor,
-            config,
-            credential,
-            github_token_reader(settings),
-            github,
-            follow_api=not explicit,
-            on_fatal=lambda message: fail_running(reactor, message),
-            access=access,
-            listen_fd=own[0] if own is not None else inherited,
-        )
-        host = daemon.proxy.port.getHost()
-        check_not_open_relay(options, access, config.listen, host)
-    except ConfigError as e:
-        _fail(str(e))
-    follows = credential.kind != COPILOT and not explicit
+    @ivar destination: where our log observer writes (see L{log_destination}).
+    @ivar inherited: a worker's inherited listening socket (C{--listen-fd}).
+    @ivar own: with C{--workers} on a plain TCP port, one C{SO_REUSEPORT}
+        socket per process, this one's first.
+    @ivar explicit_upstream: whether the user chose the upstream (else it
+        follows the API each Copilot token names).
+    """
+
+    config: ProxyConfig
+    log_format: LogFormat
+    destination: IO[str] | ReopenableFile | None
+    workers: int
+    inherited: int | None
+    own: list[int] | None
+    credential: Credential
+    explicit_upstream: bool
+    daemon: Daemon
+
+
+def _prepare(reactor: Any, options: Options, env: Mapping[str, str]) -> _Start:
+    """
+    Check every setting, find the credential and bind the port.
+
+    @raise ConfigError: when the proxy cannot start; the message is the line
+        the user sees.
+    """
+    config = config_from(options, env)
+    log_format = log_format_option(options["log-format"])
+    destination = log_destination(options, log_format)
+    access = access_from(options, env)
+    workers = worker_count(options["workers"], config.listen)
+    inherited = listen_fd(options["listen-fd"])
+    # One SO_REUSEPORT socket per process on a plain TCP port, else one
+    # socket all of them share.
+    own = reuseport_sockets(config.listen, workers) if workers > 1 else None
+    if workers > 1 or inherited is not None:
+        config = dataclasses.replace(config, metrics_dir=_metrics_dir(env, inherited))
+    settings = credential_settings(options, env)
+    credential = find_credential(settings)
+    github_api_url = _url("--github-api-url", options["github-api-url"])
+    github = GitHubAPI(
+        reactor,
+        settings.github_url,
+        github_api_url,
+        proxy_for=_github_proxies(env, settings.github_url, github_api_url),
+    )
+    explicit = options["upstream"] is not None or bool(env.get("COPILOT_UPSTREAM"))
+    daemon = build_daemon(
+        reactor,
+        config,
+        credential,
+        github_token_reader(settings),
+        github,
+        follow_api=not explicit,
+        on_fatal=lambda message: fail_running(reactor, message),
+        access=access,
+        listen_fd=own[0] if own is not None else inherited,
+    )
+    check_not_open_relay(options, access, config.listen, daemon.proxy.port.getHost())
+    return _Start(
+        config, log_format, destination, workers, inherited, own, credential, explicit, daemon
+    )
+
+
+def _log_start(start: _Start) -> None:
+    """Say where the proxy listens, where it forwards, and with what credential."""
+    config, credential = start.config, start.credential
+    host = start.daemon.proxy.port.getHost()
+    follows = credential.kind is not CredentialKind.STATIC and not start.explicit_upstream
     _log.info(
         "copilot-proxy {version} listening on {host}, forwarding to {upstream}; "
         "credential: {origin}",
         version=__version__,
+        # An IAddress declares no fields; IPv4Address and IPv6Address have these.
         host=":".join(str(getattr(host, a)) for a in ("host", "port") if hasattr(host, a))
         or str(host),
         upstream="the API the Copilot token names" if follows else config.upstream.decode(),
@@ -538,47 +581,87 @@ def makeService(options: Options) -> IService:
     )
     if config.forward_proxy is not None:
         _log.info("upstream connections tunnel through {proxy}", proxy=str(config.forward_proxy))
+
+
+def _application(
+    reactor: Any, options: Options, start: _Start
+) -> tuple[MultiService, ReloadOnHup]:
+    """
+    The top service with the daemon and the process's signals in it, and
+    the SIGHUP reload that later parts add their hooks to.
+    """
+    daemon, destination = start.daemon, start.destination
     reload = ReloadOnHup(reactor)
     if isinstance(destination, ReopenableFile):
         reload.add(destination.reopen)
     if daemon.refresher is not None:
         reload.add(daemon.refresher.reload)
-    top = ProxyApplication(None if destination is None else observer(log_format, destination))
+    top = ProxyApplication(
+        None if destination is None else observer(start.log_format, destination)
+    )
     daemon.top.setServiceParent(top)
     StopCleanlyOnTerm(reactor).setServiceParent(top)  # type: ignore[no-untyped-call]
     reload.add(daemon.proxy.reload_client_keys)
     reload.setServiceParent(top)  # type: ignore[no-untyped-call]
     if daemon.refresher is not None:
-        report = ReportStartWhenReady(getattr(options, "parent", None), daemon.refresher.ready())
+        report = ReportStartWhenReady(options.parent, daemon.refresher.ready())
         report.setServiceParent(top)  # type: ignore[no-untyped-call]
-    if (workers > 1 and own is None) or inherited is not None:
+    return top, reload
+
+
+def _start_workers(
+    reactor: Any,
+    options: Options,
+    env: Mapping[str, str],
+    start: _Start,
+    top: MultiService,
+    reload: ReloadOnHup,
+) -> None:
+    """In the first process of C{--workers N}: start and keep the other N - 1."""
+    metrics_dir = start.config.metrics_dir
+    assert metrics_dir is not None
+    # After shutdown, every service has stopped and the pool has waited
+    # for its workers: nobody writes the metric files any more.
+    reactor.addSystemEventTrigger(
+        "after", "shutdown", shutil.rmtree, metrics_dir, ignore_errors=True
+    )
+    port = start.daemon.proxy.port
+    pool = WorkerPool(
+        reactor,
+        start.workers - 1,
+        start.own[1:] if start.own is not None else port.fileno(),  # type: ignore[attr-defined]
+        worker_argv(sys.executable, _worker_logging(options, start.destination), options.argv),
+        # Only the main process speaks to systemd (NotifyAccess=main).
+        {k: v for k, v in env.items() if k != "NOTIFY_SOCKET"},
+        kill_after=start.config.shutdown_grace + 10,
+        on_exit=lambda pid: _forget_worker(pid, metrics_dir),
+    )
+    pool.setServiceParent(top)  # type: ignore[no-untyped-call]
+    reload.add(lambda: pool.signal_all("HUP"))
+
+
+def makeService(options: Options) -> IService:
+    """Build the proxy service from options and the process environment."""
+    from twisted.internet import reactor
+
+    env = os.environ
+    try:
+        start = _prepare(reactor, options, env)
+    except ConfigError as e:
+        _fail(str(e))
+    _log_start(start)
+    top, reload = _application(reactor, options, start)
+    daemon = start.daemon
+    if (start.workers > 1 and start.own is None) or start.inherited is not None:
         accept_in_turns(daemon.proxy.port)
-    if workers > 1:
-        metrics_dir = config.metrics_dir
-        assert metrics_dir is not None
-        # After shutdown, every service has stopped and the pool has waited
-        # for its workers: nobody writes the metric files any more.
-        reactor.addSystemEventTrigger(
-            "after", "shutdown", shutil.rmtree, metrics_dir, ignore_errors=True
-        )
-        pool = WorkerPool(
-            reactor,
-            workers - 1,
-            own[1:] if own is not None else daemon.proxy.port.fileno(),  # type: ignore[attr-defined]
-            worker_argv(sys.executable, _worker_logging(options, destination), options.argv),
-            # Only the main process speaks to systemd (NotifyAccess=main).
-            {k: v for k, v in env.items() if k != "NOTIFY_SOCKET"},
-            kill_after=config.shutdown_grace + 10,
-            on_exit=lambda pid: _forget_worker(pid, metrics_dir),
-        )
-        pool.setServiceParent(top)  # type: ignore[no-untyped-call]
-        reload.add(lambda: pool.signal_all("HUP"))
+    if start.workers > 1:
+        _start_workers(reactor, options, env, start, top, reload)
     notify_socket = env.get("NOTIFY_SOCKET", "").strip()
-    if notify_socket and inherited is None:
+    if notify_socket and start.inherited is None:
         # Added last, so that it stops first: STOPPING=1 as the stop begins.
         ready = daemon.refresher.ready() if daemon.refresher is not None else None
         SystemdNotifier(reactor, notify_socket, ready).setServiceParent(top)  # type: ignore[no-untyped-call]
-    if inherited is not None:
+    if start.inherited is not None:
         # A worker: stop (gracefully) when the process that started it is gone.
         watch = ParentWatch(reactor, 0, lambda: stop_reactor(reactor))
         reactor.callWhenRunning(watch.start)
@@ -612,7 +695,7 @@ def _worker_logging(options: Options, destination: object) -> list[str]:
     """twistd options that make a worker log where this process logs."""
     if isinstance(destination, ReopenableFile):
         return [f"--logfile={destination.path}"]
-    parent: Any = getattr(options, "parent", None)
+    parent = options.parent
     if destination is None and parent is not None:
         if parent.get("logger"):
             return [f"--logger={parent['logger']}"]

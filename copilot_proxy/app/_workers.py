@@ -332,6 +332,7 @@ def reuseport_sockets(description: str, count: int) -> list[int] | None:
     @raise ConfigError: when the address cannot be bound.
     """
     address = _tcp_address(description)
+    # Not every platform's socket module has SO_REUSEPORT.
     if address is None or not hasattr(socket, "SO_REUSEPORT"):
         return None
     interface, port, backlog = address

@@ -7,8 +7,6 @@ from ._prometheus import (
     method_label,
     route_group,
     status_class,
-    token_expires_in,
-    token_usable,
     use_multiprocess,
 )
 
@@ -19,7 +17,5 @@ __all__ = [
     "method_label",
     "route_group",
     "status_class",
-    "token_expires_in",
-    "token_usable",
     "use_multiprocess",
 ]

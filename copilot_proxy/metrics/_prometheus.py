@@ -22,6 +22,8 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 from prometheus_client.registry import Collector
 
+from ..tokens import TokenSource
+
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 # Path (without the query) -> route group.  Anything else is "other".
@@ -88,12 +90,11 @@ class _TokenCollector(Collector):
     Token refresh counters read from the token source at scrape time.
 
     The token source counts its own refreshes in plain attributes
-    (C{refreshes}, C{refresh_failures}); reading them here keeps the token
-    module free of any metrics dependency.  A source without them (the static
-    token) reports zero.
+    (L{TokenSource.refreshes}, L{TokenSource.refresh_failures}); reading
+    them here keeps the token layer free of any metrics dependency.
     """
 
-    def __init__(self, tokens: object) -> None:
+    def __init__(self, tokens: TokenSource) -> None:
         self._tokens = tokens
 
     def collect(self) -> Iterator[Metric]:
@@ -102,43 +103,15 @@ class _TokenCollector(Collector):
             "Copilot token refreshes, by result.",
             labels=["result"],
         )
-        refreshes.add_metric(["ok"], _count(self._tokens, "refreshes"))
-        refreshes.add_metric(["failed"], _count(self._tokens, "refresh_failures"))
+        refreshes.add_metric(["ok"], float(self._tokens.refreshes))
+        refreshes.add_metric(["failed"], float(self._tokens.refresh_failures))
         yield refreshes
         usable = GaugeMetricFamily(
             "copilot_proxy_token_usable",
             "1 when the proxy holds a token it believes valid, else 0.",
         )
-        usable.add_metric([], 1.0 if token_usable(self._tokens) else 0.0)
+        usable.add_metric([], 1.0 if self._tokens.usable else 0.0)
         yield usable
-
-
-def _count(tokens: object, name: str) -> float:
-    value = getattr(tokens, name, 0)
-    return float(value) if isinstance(value, (int, float)) else 0.0
-
-
-def token_usable(tokens: object) -> bool:
-    """
-    Whether a token source says its token is usable.  A source that does not
-    say (no C{usable} attribute or method) is assumed usable.
-    """
-    usable = getattr(tokens, "usable", True)
-    if callable(usable):
-        usable = usable()
-    return bool(usable)
-
-
-def token_expires_in(tokens: object) -> float | None:
-    """
-    Seconds until the source's token expires, if the source knows (an
-    C{expires_in} attribute or method); L{None} for a token that never
-    expires as far as the proxy knows.
-    """
-    value = getattr(tokens, "expires_in", None)
-    if callable(value):
-        value = value()
-    return float(value) if isinstance(value, (int, float)) else None
 
 
 class ProxyMetrics:
@@ -148,10 +121,23 @@ class ProxyMetrics:
     @ivar registry: the registry to expose; holds nothing else.
     """
 
+    registry: CollectorRegistry
+    requests: Counter
+    outcomes: Counter
+    in_flight: Gauge
+    bytes_in: Counter
+    bytes_out: Counter
+    ttfb: Histogram
+    duration: Histogram
+    client_disconnects: Counter
+    upstream_errors: Counter
+    rate_limited: Counter
+    cache: Counter
+
     def __init__(
         self,
         in_flight: Callable[[], int],
-        tokens: object,
+        tokens: TokenSource,
         multiprocess_dir: str | None = None,
     ) -> None:
         """
@@ -162,6 +148,21 @@ class ProxyMetrics:
         self._multiprocess_dir = multiprocess_dir
         self._count_in_flight = in_flight
         self.registry = CollectorRegistry()
+        # The exposition lists the families in the order they are defined.
+        self._define_traffic()
+        self._define_timings()
+        self._define_troubles()
+        self.cache = Counter(
+            "copilot_proxy_cache_lookups",
+            "Cache lookups, by cache and result (hit or miss).",
+            ["cache", "result"],
+            registry=self.registry,
+        )
+        self._tokens = _TokenCollector(tokens)
+        self.registry.register(self._tokens)
+
+    def _define_traffic(self) -> None:
+        """What was relayed: requests, how they ended, in flight, bytes."""
         r = self.registry
         self.requests = Counter(
             "copilot_proxy_requests",
@@ -175,14 +176,17 @@ class ProxyMetrics:
             ["outcome"],
             registry=r,
         )
+        for outcome in OUTCOMES:
+            self.outcomes.labels(outcome)
         self.in_flight = Gauge(
             "copilot_proxy_in_flight",
             "Requests being relayed right now.",
             registry=r,
             multiprocess_mode="livesum",
         )
-        if multiprocess_dir is None:
-            self.in_flight.set_function(lambda: float(in_flight()))
+        if self._multiprocess_dir is None:
+            count = self._count_in_flight
+            self.in_flight.set_function(lambda: float(count()))
         self.bytes_in = Counter(
             "copilot_proxy_request_body_bytes",
             "Request body bytes received from clients.",
@@ -193,20 +197,27 @@ class ProxyMetrics:
             "Response body bytes sent to clients.",
             registry=r,
         )
+
+    def _define_timings(self) -> None:
+        """How long requests took, to the first byte and to their end."""
         self.ttfb = Histogram(
             "copilot_proxy_upstream_first_byte_seconds",
             "Time from receiving a request to the upstream's response headers.",
             ["route"],
             buckets=_TTFB_BUCKETS,
-            registry=r,
+            registry=self.registry,
         )
         self.duration = Histogram(
             "copilot_proxy_request_duration_seconds",
             "Time from receiving a request to its end, streaming included.",
             ["route"],
             buckets=_DURATION_BUCKETS,
-            registry=r,
+            registry=self.registry,
         )
+
+    def _define_troubles(self) -> None:
+        """What went wrong: clients that left, upstream failures, limits hit."""
+        r = self.registry
         self.client_disconnects = Counter(
             "copilot_proxy_client_disconnects",
             "Requests whose client left before the answer was complete.",
@@ -218,26 +229,16 @@ class ProxyMetrics:
             ["kind"],
             registry=r,
         )
+        for kind in ("error", "timeout"):
+            self.upstream_errors.labels(kind)
         self.rate_limited = Counter(
             "copilot_proxy_rate_limited",
             "Requests answered 429, by who limited them (upstream or this proxy).",
             ["by"],
             registry=r,
         )
-        self.cache = Counter(
-            "copilot_proxy_cache_lookups",
-            "Cache lookups, by cache and result (hit or miss).",
-            ["cache", "result"],
-            registry=r,
-        )
-        for kind in ("error", "timeout"):
-            self.upstream_errors.labels(kind)
         for by in ("upstream", "proxy"):
             self.rate_limited.labels(by)
-        for outcome in OUTCOMES:
-            self.outcomes.labels(outcome)
-        self._tokens = _TokenCollector(tokens)
-        r.register(self._tokens)
 
     def in_flight_changed(self) -> None:
         """
@@ -327,6 +328,8 @@ def use_multiprocess(directory: str) -> None:
     """
     from prometheus_client import values
 
+    # prometheus_client's own marker of a multiprocess store; not declared
+    # anywhere we could read it from.
     if not getattr(values.ValueClass, "_multiprocess", False):
         values.ValueClass = values.MultiProcessValue()  # type: ignore[no-untyped-call]
 

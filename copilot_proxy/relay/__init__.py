@@ -3,28 +3,25 @@ One request's trip upstream and back: the exchange, the body sinks, the
 watchdog, the requests in flight.
 """
 
-from ._exchange import (
-    CLIENT_KEY_ATTRIBUTE,
-    COMPLETE,
-    InFlight,
-    REFUSED,
-    RefuseRequest,
-    RelayOptions,
-    UpstreamRelay,
-    _path_for_log,
-    relay_factory,
-    upstream_error_text,
-)
+from ._context import RefuseRequest, RelayContext, RelayOptions, UpstreamCall
+from ._exchange import Exchange
+from ._inflight import InFlight, Relay
+from ._record import record_end
+from ._sinks import BodySink, Collect, Translate
+from ._strategy import PASSTHROUGH, default_sink
 
 __all__ = [
-    "CLIENT_KEY_ATTRIBUTE",
-    "COMPLETE",
+    "PASSTHROUGH",
+    "BodySink",
+    "Collect",
+    "Exchange",
     "InFlight",
-    "REFUSED",
     "RefuseRequest",
+    "Relay",
+    "RelayContext",
     "RelayOptions",
-    "UpstreamRelay",
-    "_path_for_log",
-    "relay_factory",
-    "upstream_error_text",
+    "Translate",
+    "UpstreamCall",
+    "default_sink",
+    "record_end",
 ]

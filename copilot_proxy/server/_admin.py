@@ -17,7 +17,8 @@ from twisted.web.server import Request
 
 from .._version import __version__
 from ..access import KeyStore, presented_keys
-from ..metrics import CONTENT_TYPE, ProxyMetrics, token_expires_in, token_usable
+from ..metrics import CONTENT_TYPE, ProxyMetrics
+from ..tokens import TokenSource
 from ..wire import openai_error
 
 DEFAULT_PREFIX = b"/_proxy/"
@@ -36,7 +37,7 @@ class AdminPages:
         prefix: bytes,
         reactor: IReactorTime,
         upstream: Callable[[], bytes],
-        tokens: object,
+        tokens: TokenSource,
         in_flight: Callable[[], int],
         metrics: ProxyMetrics,
         keys: KeyStore | None = None,
@@ -66,8 +67,8 @@ class AdminPages:
         The health document and its status: 200, or 503 when the token source
         says it has no usable token (requests would fail until it does).
         """
-        usable = token_usable(self._tokens)
-        expires_in = token_expires_in(self._tokens)
+        usable = self._tokens.usable
+        expires_in = self._tokens.expires_in()
         document: dict[str, object] = {
             "status": "ok" if usable else "token_unavailable",
             "version": __version__,
@@ -77,7 +78,7 @@ class AdminPages:
             "in_flight": self._in_flight(),
             "upstream": self._upstream().decode("ascii"),
             "token": {
-                "source": str(getattr(self._tokens, "source", "unknown")),
+                "source": self._tokens.source.value,
                 "expires_in_s": None if expires_in is None else round(expires_in, 1),
             },
         }

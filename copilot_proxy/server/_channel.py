@@ -6,7 +6,7 @@ Twisted's L{HTTPChannel} reads the whole body into memory (or a temporary
 file) before the resource runs, answers an oversized head with a bare 400 or
 a silent close, and resets its idle timeout on every byte, so a client that
 trickles its headers one byte at a time holds a connection forever
-(slowloris).  L{LimitedChannel} and L{ProxyRequest} answer these with JSON
+(slowloris).  L{LimitedChannel} and L{LimitedRequest} answer these with JSON
 errors and close the connection, having read nothing past the limit.
 """
 
@@ -19,10 +19,9 @@ from twisted.internet.interfaces import IDelayedCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.http import RESPONSES, HTTPChannel
-from twisted.web.http_headers import Headers
-from twisted.web.server import Request
 
-from ..access import RequestLimits
+from ..access import KEY_CHALLENGE, KEY_REQUIRED, KeyStore, RequestLimits, check_client_key
+from ..web import ProxyRequest
 from ..wire import openai_error
 
 # Declared request bodies larger than this are only read from clients that
@@ -36,7 +35,7 @@ def _ignore(*args: object) -> None:
     pass
 
 
-class ProxyRequest(Request):
+class LimitedRequest(ProxyRequest):
     """
     A request whose body is counted as it arrives: a chunked body over the
     limit is refused the moment it crosses it.
@@ -62,8 +61,8 @@ class LimitedChannel(HTTPChannel):
     limits = RequestLimits()
     #: Called with the status of each refusal made here (metrics).
     on_refused: Callable[[int], object] | None = None
-    #: Whether request headers carry a valid client key (None: no keys).
-    key_check: Callable[[Headers], bool] | None = None
+    #: The client keys, checked before a large body is read (None: no keys).
+    keys: KeyStore | None = None
     _head_timer: IDelayedCall | None = None
     _abort_timer: IDelayedCall | None = None
     _awaiting_head = True
@@ -106,17 +105,16 @@ class LimitedChannel(HTTPChannel):
         if length is not None and length > self.limits.max_body:
             self.refuse_body()
             return
-        if length is not None and length > UNAUTHENTICATED_BODY and self.key_check is not None:
+        if length is not None and length > UNAUTHENTICATED_BODY:
             # A large body from a client without a valid key is refused before
             # it is read; a small one is read, so the client surely gets its
             # 401 rather than a connection reset.
-            if not self.key_check(self.requests[-1].requestHeaders):
+            if not check_client_key(self.keys, self.requests[-1].requestHeaders).allowed:
                 self._refuse(
                     401,
-                    "a valid client key is required: send it as 'Authorization: Bearer "
-                    "<key>' or 'x-api-key: <key>'",
+                    KEY_REQUIRED,
                     "invalid_api_key",
-                    b'www-authenticate: Bearer realm="copilot-proxy"\r\n',
+                    b"www-authenticate: " + KEY_CHALLENGE + b"\r\n",
                 )
                 return
         super().allHeadersReceived()  # type: ignore[no-untyped-call]

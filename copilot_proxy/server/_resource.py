@@ -1,7 +1,7 @@
 """
 The web resource every request lands on: it checks the request target, serves
 the proxy's own pages, lets the access gate decide who gets through, and
-hands the request to an L{UpstreamRelay}.
+hands the request to the relay its surface makes.
 """
 
 from __future__ import annotations
@@ -9,10 +9,11 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from twisted.web.resource import Resource
-from twisted.web.server import NOT_DONE_YET, Request
+from twisted.web.server import NOT_DONE_YET
 
-from ..access import AccessGate, respond_error
-from ..relay import UpstreamRelay
+from ..access import AccessGate
+from ..relay import Relay
+from ..web import ProxyRequest, respond_error
 from ..wire import target_problem
 from ._admin import AdminPages
 
@@ -31,7 +32,7 @@ class ProxyResource(Resource):
 
     def __init__(
         self,
-        make_relay: Callable[[Request], UpstreamRelay],
+        make_relay: Callable[[ProxyRequest], Relay],
         admin: AdminPages | None = None,
         gate: AccessGate | None = None,
     ) -> None:
@@ -40,7 +41,7 @@ class ProxyResource(Resource):
         self._admin = admin
         self._gate = gate
 
-    def render(self, request: Request) -> bytes | int:
+    def render(self, request: ProxyRequest) -> bytes | int:
         # No invented Content-Type: an upstream answer without one stays so.
         request.defaultContentType = None
         problem = target_problem(request.method, request.uri)
@@ -54,5 +55,5 @@ class ProxyResource(Resource):
             return NOT_DONE_YET
         return self._gate.admit(request, self._forward)
 
-    def _forward(self, request: Request) -> None:
+    def _forward(self, request: ProxyRequest) -> None:
         self._make_relay(request).start()

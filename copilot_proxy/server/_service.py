@@ -19,19 +19,19 @@ from twisted.internet.interfaces import IListeningPort, IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.http import HTTPChannel
-from twisted.web.http_headers import Headers
 from twisted.web.server import Site
 
 from ..access import (
     AccessGate,
     KeyFileError,
     KeysFromFile,
+    KeyStore,
     RequestLimits,
 )
 from ..relay import InFlight
 from ..settings import ConfigError
 from ..upstream import Upstream
-from ._channel import LimitedChannel, ProxyRequest
+from ._channel import LimitedChannel, LimitedRequest
 from ._eager_write import EagerWriteChannel
 
 _log = Logger(namespace="copilot_proxy")
@@ -49,7 +49,7 @@ class _TrackedChannel(LimitedChannel, EagerWriteChannel):
     def connectionMade(self) -> None:
         self.limits = self.factory.limits
         self.on_refused = self.factory.on_refused
-        self.key_check = self.factory.key_check
+        self.keys = self.factory.keys
         super().connectionMade()
         self.factory.channels.add(self)
 
@@ -67,7 +67,7 @@ class ProxySite(Site):
 
     noisy = False
     protocol = _TrackedChannel  # type: ignore[assignment]
-    requestFactory = ProxyRequest
+    requestFactory = LimitedRequest
 
     def __init__(
         self, resource: Any, reactor: IReactorTime, limits: RequestLimits | None = None
@@ -83,9 +83,9 @@ class ProxySite(Site):
         # Called with the status of each request refused before it was
         # parsed (413, 414, 431, 408): set by build_proxy for metrics.
         self.on_refused: Callable[[int], object] | None = None
-        # Whether request headers carry a valid client key, or None without
-        # keys: lets a large body be refused before it is read.
-        self.key_check: Callable[[Headers], bool] | None = None
+        # The client keys, for the channel's check before a body is read:
+        # set by build_proxy.
+        self.keys: KeyStore | None = None
         self.channels: set[HTTPChannel] = set()
         self._closed: list[tuple[HTTPChannel, Deferred[None]]] = []
 

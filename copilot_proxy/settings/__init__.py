@@ -1,10 +1,12 @@
 """The proxy's option values and their validation (pure)."""
 
 from ._config import (
-    ConfigError,
     DEFAULT_ADMIN_PREFIX,
     DEFAULT_PORT,
     DEFAULT_UPSTREAM,
+    ConfigError,
+    LogFormat,
+    MessagesMode,
     ProxyConfig,
     admin_prefix,
     check_token,
@@ -18,10 +20,12 @@ from ._config import (
 )
 
 __all__ = [
-    "ConfigError",
     "DEFAULT_ADMIN_PREFIX",
     "DEFAULT_PORT",
     "DEFAULT_UPSTREAM",
+    "ConfigError",
+    "LogFormat",
+    "MessagesMode",
     "ProxyConfig",
     "admin_prefix",
     "check_token",

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from enum import Enum
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
@@ -24,6 +25,18 @@ DEFAULT_ADMIN_PREFIX = "/_proxy/"
 
 class ConfigError(ValueError):
     """A setting is invalid; the message is one line fit for a user."""
+
+
+class MessagesMode(str, Enum):
+    """How C{POST /v1/messages} is served (C{--messages-mode})."""
+
+    #: Every model through chat/completions, translated both ways.
+    TRANSLATE = "translate"
+    #: Claude models to the upstream's own C{/v1/messages}, untranslated.
+    NATIVE = "native"
+
+    def __str__(self) -> str:
+        return self.value
 
 
 @dataclass(frozen=True)
@@ -58,7 +71,7 @@ class ProxyConfig:
     upstream_ca: bytes | None = None
     headers: tuple[tuple[str, str], ...] = ()
     sse_keepalive: float | None = 15.0
-    messages_mode: str = "translate"
+    messages_mode: MessagesMode = MessagesMode.TRANSLATE
     model_map: tuple[tuple[str, str], ...] = ()
     metrics_dir: str | None = None
 
@@ -161,7 +174,16 @@ def keepalive_seconds(value: str) -> float | None:
     return positive_seconds("--sse-keepalive (or 0 for never)", value)
 
 
-LOG_FORMATS = ("text", "json")
+class LogFormat(str, Enum):
+    """How log lines are written (C{--log-format})."""
+
+    #: Twisted's classic lines, for people.
+    TEXT = "text"
+    #: One JSON object per line with stable field names, for log shippers.
+    JSON = "json"
+
+    def __str__(self) -> str:
+        return self.value
 
 
 def one_of(name: str, value: str, choices: tuple[str, ...]) -> str:
@@ -171,9 +193,9 @@ def one_of(name: str, value: str, choices: tuple[str, ...]) -> str:
     return value
 
 
-def log_format_option(value: str) -> str:
+def log_format_option(value: str) -> LogFormat:
     """Check C{--log-format}: C{text} or C{json}."""
-    return one_of("--log-format", value, LOG_FORMATS)
+    return LogFormat(one_of("--log-format", value, tuple(f.value for f in LogFormat)))
 
 
 _PEM_END = b"-----END CERTIFICATE-----"
@@ -185,22 +207,20 @@ def pem_certificates(data: bytes, origin: str) -> list[bytes]:
 
     @raise ConfigError: naming C{origin} when there is none or one is broken.
     """
-    from twisted.internet.ssl import Certificate
+    # cryptography parses without touching the network or the reactor.
+    from cryptography.x509 import load_pem_x509_certificate
 
     blocks = [block.strip() + b"\n" + _PEM_END + b"\n" for block in data.split(_PEM_END)[:-1]]
     if not blocks:
         raise ConfigError(f"{origin} holds no PEM certificate")
     for block in blocks:
         try:
-            Certificate.loadPEM(block)
+            load_pem_x509_certificate(block)
         except Exception:
             raise ConfigError(f"{origin} holds a certificate that does not parse") from None
     return blocks
 
 
-MESSAGES_MODES = ("translate", "native")
-
-
-def messages_mode(value: str) -> str:
+def messages_mode(value: str) -> MessagesMode:
     """Check C{--messages-mode}."""
-    return one_of("--messages-mode", value, MESSAGES_MODES)
+    return MessagesMode(one_of("--messages-mode", value, tuple(m.value for m in MessagesMode)))

@@ -8,13 +8,13 @@ from ._anthropic import (
     StreamTranslator,
     TranslationError,
     chat_request,
-    error_body,
     estimate_tokens,
     message_response,
     wants_thinking,
 )
 from ._catalog import ModelCatalog
-from ._messages import MessagesSettings, route_surfaces
+from ._dispatch import route_surfaces
+from ._messages import MessagesSettings
 from ._model_names import parse_model_map, resolve_model
 
 __all__ = [
@@ -24,7 +24,6 @@ __all__ = [
     "StreamTranslator",
     "TranslationError",
     "chat_request",
-    "error_body",
     "estimate_tokens",
     "message_response",
     "parse_model_map",

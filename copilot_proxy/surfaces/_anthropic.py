@@ -28,19 +28,6 @@ STOP_REASONS = {
     "content_filter": "refusal",
 }
 
-#: Anthropic error types by HTTP status.
-ERROR_TYPES = {
-    400: "invalid_request_error",
-    401: "authentication_error",
-    402: "billing_error",
-    403: "permission_error",
-    404: "not_found_error",
-    413: "request_too_large",
-    429: "rate_limit_error",
-    500: "api_error",
-    504: "timeout_error",
-    529: "overloaded_error",
-}
 
 JSONObject = dict[str, Any]
 
@@ -61,13 +48,6 @@ def wants_thinking(body: Any) -> bool:
 
 class TranslationError(ValueError):
     """The request is not a Messages request we can translate; the message says why."""
-
-
-def error_body(status: int, message: str) -> bytes:
-    """An Anthropic-shaped error body for an HTTP status."""
-    kind = ERROR_TYPES.get(status, "api_error" if status >= 500 else "invalid_request_error")
-    body = {"type": "error", "error": {"type": kind, "message": message}}
-    return json.dumps(body).encode("utf-8")
 
 
 # Requests --------------------------------------------------------------

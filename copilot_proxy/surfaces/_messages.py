@@ -1,17 +1,18 @@
 """
-The Anthropic surface: C{POST /v1/messages} and C{/v1/messages/count_tokens}.
+The Anthropic surface: C{POST /v1/messages}, as a strategy of the relay.
 
-L{MessagesRelay} is an L{UpstreamRelay} with a different request and body:
-it maps the model name, translates the request to chat/completions, and
-translates the answer back, incrementally for streams.  Everything else
-(token, timeouts, backpressure, client disconnects, shutdown, access log) is
-the relay's own machinery.  Errors on this surface use Anthropic's shape.
+L{MessagesStrategy} maps the model name, then either translates the request
+to chat/completions and the answer back (incrementally for streams), or, in
+native mode for Claude models, sends it to the upstream's own
+C{/v1/messages} untranslated.  Everything else (token, timeouts,
+backpressure, client disconnects, shutdown, access log) is the exchange's.
+Errors on this surface use Anthropic's shape.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,16 +21,21 @@ from twisted.web.http_headers import Headers
 from twisted.web.iweb import IResponse
 from twisted.web.server import Request
 
-from ..relay import COMPLETE, REFUSED, RefuseRequest, UpstreamRelay, upstream_error_text
-from ..wire import Surface, classify, json_answer, parse_json_body
+from ..relay import (
+    BodySink,
+    Collect,
+    RefuseRequest,
+    RelayOptions,
+    Translate,
+    UpstreamCall,
+    default_sink,
+)
+from ..settings import MessagesMode
+from ..wire import anthropic_error, parse_json_body, safe_model, upstream_error_text
 from . import _anthropic
 from ._anthropic import MessagesStream, TranslationError
 from ._catalog import ModelCatalog
 from ._model_names import resolve_model
-
-TRANSLATE = "translate"
-NATIVE = "native"
-MODES = (TRANSLATE, NATIVE)
 
 # Headers meant for Anthropic's own API; chat/completions has no use for them.
 _ANTHROPIC_ONLY = (
@@ -45,54 +51,60 @@ class MessagesSettings:
     How the Anthropic surface behaves.
 
     @ivar catalog: the upstream's model list, for name mapping.
-    @ivar mode: L{TRANSLATE} (every model, through chat/completions) or
-        L{NATIVE} (Claude models go to the upstream's own C{/v1/messages}
-        untranslated; other models are still translated).
+    @ivar mode: how Claude models are served (other models are always
+        translated).
     @ivar model_map: C{--model-map} entries, tried before anything else.
     """
 
     catalog: ModelCatalog
-    mode: str = TRANSLATE
+    mode: MessagesMode = MessagesMode.TRANSLATE
     model_map: Mapping[str, str] = field(default_factory=dict)
 
 
-class _AnthropicErrors(UpstreamRelay):
-    """A relay whose own errors are in Anthropic's shape."""
+class AnthropicErrors:
+    """The part of a strategy that shapes the proxy's own errors as Anthropic's."""
 
-    def _error_body(self, status: int, message: str, code: str) -> bytes:
-        return _anthropic.error_body(status, message)
+    def error_body(self, status: int, message: str, code: str) -> bytes:
+        return anthropic_error(status, message)
 
 
-class MessagesRelay(_AnthropicErrors):
+class MessagesStrategy(AnthropicErrors):
     """One C{POST /v1/messages}, translated or forwarded natively."""
 
-    def __init__(self, *args: Any, settings: MessagesSettings) -> None:
-        super().__init__(*args)
+    def __init__(self, settings: MessagesSettings) -> None:
         self._settings = settings
         self._payload: dict[str, Any] = {}
         self._asked = ""
         self._target_model = ""
         self._native = False
-        self._stream: MessagesStream | None = None
 
-    def _send(self, authorization: bytes) -> Deferred[None]:
-        request = self._request
+    def prepare(self, request: Request, body: bytes) -> Deferred[UpstreamCall]:
         if request.method != b"POST":
             raise RefuseRequest(405, "use POST /v1/messages", "method_not_allowed")
-        content: Any = request.content
-        content.seek(0)
-        payload = parse_json_body(content.read())
+        payload = parse_json_body(body)
         if not isinstance(payload, dict) or not isinstance(payload.get("model"), str):
             raise RefuseRequest(
                 400, "the body must be a JSON object with a model", "invalid_request"
             )
         self._payload = payload
         self._asked = payload["model"]
-        d: Deferred[Any] = self._settings.catalog.ids()
-        self._pending = d
-        d.addCallback(self._resolve)
-        d.addCallback(lambda _: UpstreamRelay._send(self, authorization))
-        return d
+        query = request.uri.partition(b"?")[2]
+        d: Deferred[list[str]] = self._settings.catalog.ids()
+        return d.addCallback(self._call, query)
+
+    def _call(self, known: list[str], query: bytes) -> UpstreamCall:
+        self._resolve(known)
+        model = safe_model(self._asked)
+        if self._native:
+            native = dict(self._payload, model=self._target_model)
+            target = b"/v1/messages" + (b"?" + query if query else b"")
+            return UpstreamCall(target, json.dumps(native).encode(), self._payload, model)
+        try:
+            translated = _anthropic.chat_request(self._payload, self._target_model)
+        except TranslationError as e:
+            raise RefuseRequest(400, str(e), "invalid_request") from None
+        body = json.dumps(translated).encode()
+        return UpstreamCall(b"/chat/completions", body, self._payload, model)
 
     def _resolve(self, known: list[str]) -> None:
         model = resolve_model(self._asked, known, self._settings.model_map)
@@ -106,22 +118,11 @@ class MessagesRelay(_AnthropicErrors):
                 )
             model = self._asked  # the list is unavailable: let the upstream judge
         self._target_model = model
-        self._native = self._settings.mode == NATIVE and model.lower().startswith("claude")
+        self._native = self._settings.mode is MessagesMode.NATIVE and model.lower().startswith(
+            "claude"
+        )
 
-    def _prepare(self, body: bytes) -> tuple[bytes, bytes, object]:
-        if self._native:
-            native = dict(self._payload, model=self._target_model)
-            query = self._request.uri.partition(b"?")[2]
-            target = b"/v1/messages" + (b"?" + query if query else b"")
-            return target, json.dumps(native).encode(), self._payload
-        try:
-            translated = _anthropic.chat_request(self._payload, self._target_model)
-        except TranslationError as e:
-            raise RefuseRequest(400, str(e), "invalid_request") from None
-        return b"/chat/completions", json.dumps(translated).encode(), self._payload
-
-    def _upstream_headers(self, authorization: bytes, payload: object) -> Headers:
-        headers = super()._upstream_headers(authorization, payload)
+    def upstream_headers(self, headers: Headers, call: UpstreamCall) -> None:
         headers.setRawHeaders(b"content-type", [b"application/json"])
         if self._native:
             # Thinking needs this beta upstream; a client (or --header) that
@@ -135,103 +136,32 @@ class MessagesRelay(_AnthropicErrors):
                 headers.removeHeader(name)
             # The answer is parsed here, so it must not come compressed.
             headers.setRawHeaders(b"accept-encoding", [b"identity"])
-        return headers
 
-    def _begin_body(self, response: IResponse) -> None:
+    def sink(self, request: Request, response: IResponse, options: RelayOptions) -> BodySink:
         code = response.code
-        if not 200 <= code < 300 and not response.headers.hasHeader(b"content-encoding"):
-            self._collect(response, lambda body: self._explain(code, body))
-            return
-        if self._native or not 200 <= code < 300:
-            super()._begin_body(response)
-            return
-        outgoing = self._request.responseHeaders
-        for name in (b"content-length", b"content-type", b"content-encoding"):
-            outgoing.removeHeader(name)
+        ok = 200 <= code < 300
+        if not ok and not response.headers.hasHeader(b"content-encoding"):
+            return Collect(request, lambda body: self._explain(options, code, body))
+        if self._native or not ok:
+            return default_sink(request, response, options)
         if self._payload.get("stream") is not True:
-            self._collect(response, self._whole_message)
-            return
-        outgoing.setRawHeaders(b"content-type", [b"text/event-stream; charset=utf-8"])
-        outgoing.setRawHeaders(b"cache-control", [b"no-cache"])
-        self._request.write(b"")
-        self._stream = MessagesStream(self._asked)
-        if self._options.sse_keepalive is not None:
-            self._keep_alive(self._options.sse_keepalive)
-        self._writer = self._translate
-        self._streaming = True
-        response.deliverBody(self)
+            outgoing = request.responseHeaders
+            for name in (b"content-length", b"content-type", b"content-encoding"):
+                outgoing.removeHeader(name)
+            return Collect(request, lambda body: self._whole_message(request, body))
+        stream = MessagesStream(self._asked)
+        return Translate(request, stream.feed, stream.end)
 
-    def _translate(self, data: bytes) -> None:
-        assert self._stream is not None
-        events = self._stream.feed(data)
-        if events:
-            self._request.write(events)
-
-    def _at_event_boundary(self) -> bool:
-        # Only whole translated events are ever written.
-        return self._stream is not None or super()._at_event_boundary()
-
-    def _body_done(self) -> None:
-        if self._stream is not None:
-            self._request.write(self._stream.end())
-            return
-        super()._body_done()
-
-    def _whole_message(self, body: bytes) -> bytes:
+    def _whole_message(self, request: Request, body: bytes) -> bytes:
         try:
             message = _anthropic.message_response(json.loads(body), self._asked)
         except (ValueError, TranslationError):
-            self._request.setResponseCode(502)
-            return _anthropic.error_body(502, "the upstream answer was not a chat completion")
+            request.setResponseCode(502)
+            return anthropic_error(502, "the upstream answer was not a chat completion")
         return json.dumps(message).encode()
 
-    def _explain(self, code: int, body: bytes) -> bytes:
+    def _explain(self, options: RelayOptions, code: int, body: bytes) -> bytes:
+        text = upstream_error_text(body)
         if code == 466:
-            text = self._options.copilot.stale_version_message(upstream_error_text(body))
-        else:
-            text = upstream_error_text(body)
-        return _anthropic.error_body(code, text)
-
-
-class CountTokensRelay(_AnthropicErrors):
-    """C{POST /v1/messages/count_tokens}, answered here with an estimate."""
-
-    def start(self) -> None:
-        self._inflight.add(self)
-        request = self._request
-        content: Any = request.content
-        content.seek(0)
-        body: bytes = content.read()
-        self._bytes_in = len(body)
-        try:
-            count = _anthropic.estimate_tokens(parse_json_body(body))
-        except TranslationError as e:
-            self._respond_error(400, str(e), "invalid_request", REFUSED)
-            return
-        request.write(json_answer(request, 200, json.dumps({"input_tokens": count}).encode()))
-        request.finish()
-        self._end(COMPLETE)
-
-
-def route_surfaces(
-    make_relay: Callable[[Request], UpstreamRelay],
-    relay_args: tuple[Any, ...],
-    settings: MessagesSettings,
-) -> Callable[[Request], UpstreamRelay]:
-    """
-    Send each request to the relay of its surface: the Anthropic paths to
-    theirs, everything else to C{make_relay}.
-
-    @param relay_args: the arguments after the request that L{UpstreamRelay}
-        takes, shared by every relay of this proxy.
-    """
-
-    def make(request: Request) -> UpstreamRelay:
-        surface = classify(request.uri)
-        if surface is Surface.MESSAGES:
-            return MessagesRelay(request, *relay_args, settings=settings)
-        if surface is Surface.COUNT_TOKENS:
-            return CountTokensRelay(request, *relay_args)
-        return make_relay(request)
-
-    return make
+            text = options.copilot.stale_version_message(text)
+        return anthropic_error(code, text)

@@ -3,14 +3,7 @@ Where Copilot tokens come from: the token source, the credentials and their
 order, the stored login, GitHub, renewal.
 """
 
-from ._credentials import (
-    COPILOT,
-    Credential,
-    CredentialSettings,
-    GITHUB,
-    find_credential,
-    github_token_reader,
-)
+from ._credentials import Credential, CredentialSettings, find_credential, github_token_reader
 from ._github import (
     CopilotToken,
     GitHubAPI,
@@ -20,17 +13,16 @@ from ._github import (
     parse_copilot_token,
 )
 from ._refresh import CopilotTokenRefresher, ExpiryWarning, backoff_delay, refresh_delay
-from ._source import StaticToken, TokenSource, TokenUnavailable, token_expiry
+from ._source import CredentialKind, StaticToken, TokenSource, TokenUnavailable, token_expiry
 from ._store import remove_token, state_dir, store_token, stored_token_path
 
 __all__ = [
-    "COPILOT",
     "CopilotToken",
     "CopilotTokenRefresher",
     "Credential",
+    "CredentialKind",
     "CredentialSettings",
     "ExpiryWarning",
-    "GITHUB",
     "GitHubAPI",
     "GitHubError",
     "GitHubRefused",

@@ -21,10 +21,7 @@ from pathlib import Path
 from ..settings import ConfigError, check_token
 from ..wire import Secret
 from . import _store
-from ._source import read_secret_file
-
-COPILOT = "copilot"
-GITHUB = "github"
+from ._source import CredentialKind, read_secret_file
 
 NO_CREDENTIAL = (
     "no credentials: run `copilot-proxy login` "
@@ -78,18 +75,21 @@ class Credential:
     """
     The credential in use.
 
-    @ivar kind: L{COPILOT} (a static Copilot token) or L{GITHUB} (a GitHub
-        token to trade for Copilot tokens).
+    @ivar kind: what it is: a static Copilot token, or a GitHub token to trade
+        for Copilot tokens.
     @ivar origin: where it came from, for people: C{"COPILOT_TOKEN"},
         C{"stored login /home/me/.config/copilot-proxy/github-token"}...
+    @ivar stored_login: whether it is the stored login of C{copilot-proxy
+        login} (the one C{logout} removes).
     """
 
-    kind: str
+    kind: CredentialKind
     origin: str
     secret: Secret
+    stored_login: bool = False
 
 
-def _from_file(path: str, kind: str) -> Credential:
+def _from_file(path: str, kind: CredentialKind) -> Credential:
     # A file named on the command line must work: falling through to another
     # source would hide the mistake.
     try:
@@ -108,22 +108,24 @@ def find_credential(settings: CredentialSettings) -> Credential:
         cannot be read; the message says what to do.
     """
     if settings.token_file:
-        return _from_file(settings.token_file, COPILOT)
+        return _from_file(settings.token_file, CredentialKind.STATIC)
     if settings.copilot_token is not None:
         check_token(settings.copilot_token.reveal(), "COPILOT_TOKEN")
-        return Credential(COPILOT, "COPILOT_TOKEN", settings.copilot_token)
+        return Credential(CredentialKind.STATIC, "COPILOT_TOKEN", settings.copilot_token)
     if settings.github_token_file:
-        return _from_file(settings.github_token_file, GITHUB)
+        return _from_file(settings.github_token_file, CredentialKind.GITHUB)
     if settings.github_token is not None:
         check_token(settings.github_token.reveal(), "COPILOT_GITHUB_TOKEN")
-        return Credential(GITHUB, "COPILOT_GITHUB_TOKEN", settings.github_token)
+        return Credential(CredentialKind.GITHUB, "COPILOT_GITHUB_TOKEN", settings.github_token)
     stored = _store.stored_token_path(settings.state_dir)
     token = _store.read_token_file(stored)
     if token is not None:
-        return Credential(GITHUB, f"stored login {stored}", token)
+        return Credential(
+            CredentialKind.GITHUB, f"stored login {stored}", token, stored_login=True
+        )
     found = _store.editor_token(settings.editor_dir, settings.github_url)
     if found is not None:
-        return Credential(GITHUB, f"editor login {found[1]}", found[0])
+        return Credential(CredentialKind.GITHUB, f"editor login {found[1]}", found[0])
     raise ConfigError(NO_CREDENTIAL)
 
 
@@ -138,6 +140,6 @@ def github_token_reader(settings: CredentialSettings) -> Callable[[], Secret | N
             credential = find_credential(settings)
         except ConfigError:
             return None
-        return credential.secret if credential.kind == GITHUB else None
+        return credential.secret if credential.kind is CredentialKind.GITHUB else None
 
     return read

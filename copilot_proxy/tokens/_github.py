@@ -3,7 +3,7 @@ The GitHub control plane: the device flow, the Copilot token exchange and the
 account calls (C{/user}, C{/copilot_internal/user}).
 
 These are a few small JSON calls every half hour, so they go through treq,
-unlike the proxied traffic (see L{copilot_proxy._upstream}).  Redirects are
+unlike the proxied traffic (see L{copilot_proxy.upstream}).  Redirects are
 never followed: a redirect must not carry a GitHub token to another place.
 
 Every failure is one of two exceptions whose message is one line for a
@@ -22,15 +22,10 @@ from typing import Any, TypeVar
 from twisted.internet.defer import CancelledError, Deferred, TimeoutError
 from twisted.internet.interfaces import IReactorTime
 from twisted.python.failure import Failure
-from twisted.web.client import (
-    Agent,
-    BrowserLikePolicyForHTTPS,
-    HTTPConnectionPool,
-    _HTTP11ClientFactory,
-)
+from twisted.web.client import Agent, BrowserLikePolicyForHTTPS
 
 from ..settings import ConfigError, upstream_base
-from ..upstream import ProxiedEndpoints
+from ..upstream import EndpointPerOrigin, QuietPool
 from ..wire import ForwardProxy, Secret
 
 # The OAuth app of the Copilot editor plugins: the only client id whose
@@ -144,16 +139,6 @@ def _one_line(text: str) -> str:
     return lines[0][:200] if lines else ""
 
 
-class _QuietFactory(_HTTP11ClientFactory):
-    noisy = False
-
-
-class _QuietPool(HTTPConnectionPool):
-    """A pool whose connections do not log "Starting factory" each time."""
-
-    _factory = _QuietFactory
-
-
 class GitHubAPI:
     """
     The calls this project makes to GitHub, with their errors sorted into
@@ -183,11 +168,11 @@ class GitHubAPI:
         self.api_url = api_url.rstrip("/")
         self._timeout = timeout
         # A call every half hour does not need idle connections kept open.
-        pool = _QuietPool(reactor, persistent=False)  # type: ignore[no-untyped-call]
+        pool = QuietPool(reactor, persistent=False)  # type: ignore[no-untyped-call]
         if proxy_for is None:
             agent = Agent(reactor, pool=pool, connectTimeout=timeout)
         else:
-            endpoints = ProxiedEndpoints(reactor, proxy_for, BrowserLikePolicyForHTTPS(), timeout)
+            endpoints = EndpointPerOrigin(reactor, BrowserLikePolicyForHTTPS(), timeout, proxy_for)
             agent = Agent.usingEndpointFactory(reactor, endpoints, pool=pool)
         self._http = treq.client.HTTPClient(agent)
 
@@ -362,10 +347,12 @@ class GitHubAPI:
 
 def _describe(error: BaseException) -> str:
     """A short, secret-free reason for a failed HTTP call."""
+    # Twisted's client errors (ResponseFailed, ResponseNeverReceived...) wrap
+    # the real causes, as Failures, in a "reasons" list of no declared type.
     reasons = getattr(error, "reasons", None)
     if reasons:
         first = reasons[0]
-        value = getattr(first, "value", first)
+        value = first.value if isinstance(first, Failure) else first
         if isinstance(value, BaseException):
             return _describe(value)
     return _one_line(str(error)) or type(error).__name__

@@ -37,7 +37,7 @@ from twisted.python.failure import Failure
 
 from ..wire import Secret
 from ._github import CopilotToken, GitHubError, GitHubRefused
-from ._source import TokenUnavailable
+from ._source import CredentialKind, TokenUnavailable
 
 _log = Logger(namespace="copilot_proxy.token")
 
@@ -94,9 +94,116 @@ class _Header:
         return "_Header(<redacted>)"
 
 
+class _ReadyOnce:
+    """
+    The first exchange's outcome, for L{CopilotTokenRefresher.ready}: told
+    once, to those waiting then and to whoever asks later.
+    """
+
+    def __init__(self) -> None:
+        # Unknown (empty), or [None] for a success, or [the Failure].
+        self._outcome: list[Failure | None] = []
+        self._waiting: list[Deferred[None]] = []
+
+    @property
+    def settled(self) -> bool:
+        return bool(self._outcome)
+
+    def ready(self) -> Deferred[None]:
+        if self._outcome:
+            outcome = self._outcome[0]
+            return succeed(None) if outcome is None else fail(outcome)
+        d: Deferred[None] = Deferred()
+        self._waiting.append(d)
+        return d
+
+    def settle(self, outcome: Failure | None) -> None:
+        """Record the outcome, unless one was recorded already."""
+        if self._outcome:
+            return
+        self._outcome.append(outcome)
+        waiting, self._waiting = self._waiting, []
+        for d in waiting:
+            if outcome is None:
+                d.callback(None)
+            else:
+                d.errback(outcome)
+
+
+class _Waiters:
+    """
+    Requests waiting for the exchange in flight.  A Deferred per caller: a
+    caller that gives up (cancels) must not cancel the exchange the others
+    are waiting for.
+    """
+
+    def __init__(self) -> None:
+        self._waiting: list[Deferred[Any]] = []
+
+    def wait(self) -> Deferred[Any]:
+        d: Deferred[Any] = Deferred(self._waiting.remove)
+        self._waiting.append(d)
+        return d
+
+    def fire(self, authorization: bytes) -> None:
+        waiting, self._waiting = self._waiting, []
+        for d in waiting:
+            d.callback(authorization)
+
+    def fail(self, error: Exception) -> None:
+        waiting, self._waiting = self._waiting, []
+        for d in waiting:
+            d.errback(error)
+
+
+class _RenewalTimer:
+    """
+    When the next exchange runs: one timer, and the count of transient
+    failures in a row that the backoff grows with.
+    """
+
+    def __init__(
+        self,
+        clock: IReactorTime,
+        renew: Callable[[], None],
+        backoff_base: float,
+        backoff_cap: float,
+        rand: Callable[[], float],
+    ) -> None:
+        self._clock = clock
+        self._renew = renew
+        self._backoff_base = backoff_base
+        self._backoff_cap = backoff_cap
+        self._rand = rand
+        self._timer: IDelayedCall | None = None
+        self._failures = 0
+
+    def succeeded(self) -> None:
+        """An exchange worked: the next failure backs off from the start."""
+        self._failures = 0
+
+    def backoff(self) -> float:
+        """Count a transient failure; the delay before the retry."""
+        self._failures += 1
+        return backoff_delay(self._failures, self._backoff_base, self._backoff_cap, self._rand())
+
+    def fired(self) -> None:
+        """The timer ran (or a renewal started without it)."""
+        self._timer = None
+
+    def start(self, delay: float) -> None:
+        self.cancel()
+        self._timer = self._clock.callLater(delay, self._renew)
+
+    def cancel(self) -> None:
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self._timer = None
+
+
 class CopilotTokenRefresher(Service):
     """
-    A L{copilot_proxy._token.TokenSource} that keeps a Copilot token fresh.
+    A L{copilot_proxy.tokens.TokenSource} that keeps a Copilot token fresh.
 
     @param clock: the reactor (or a L{twisted.internet.task.Clock}).
     @param exchange: trades a GitHub token for a L{CopilotToken}; fails with
@@ -115,7 +222,7 @@ class CopilotTokenRefresher(Service):
         that refuses everything from driving an exchange per request.
     """
 
-    source = "github"
+    source = CredentialKind.GITHUB
 
     def __init__(
         self,
@@ -133,25 +240,19 @@ class CopilotTokenRefresher(Service):
         self._exchange = exchange
         self._github_token = github_token
         self._on_token = on_token
-        self._backoff_base = backoff_base
-        self._backoff_cap = backoff_cap
         self._watch_interval = watch_interval
         self._min_forced_gap = min_forced_gap
-        self._rand = rand
+        self._timer = _RenewalTimer(clock, self._renew, backoff_base, backoff_cap, rand)
 
         self._current: CopilotToken | None = None
         self._header = _Header(b"")
         self._expires_at = float("-inf")
         self._obtained = 0.0
         self._exchanging: Deferred[CopilotToken] | None = None
-        self._waiters: list[Deferred[Any]] = []
-        self._timer: IDelayedCall | None = None
-        self._failures = 0
+        self._waiters = _Waiters()
         self._problem: str | None = None
         self._refused: Secret | None = None
-        # The first exchange's outcome, for ready(): unknown, None or Failure.
-        self._first: list[Failure | None] = []
-        self._ready_waiters: list[Deferred[None]] = []
+        self._first = _ReadyOnce()
         self.refreshes = 0
         self.refresh_failures = 0
 
@@ -186,12 +287,7 @@ class CopilotTokenRefresher(Service):
         Fires once the first Copilot token is at hand, or fails with the
         first exchange's L{GitHubError} (the start should fail then).
         """
-        if self._first:
-            outcome = self._first[0]
-            return succeed(None) if outcome is None else fail(outcome)
-        d: Deferred[None] = Deferred()
-        self._ready_waiters.append(d)
-        return d
+        return self._first.ready()
 
     def authorization(self) -> Deferred[bytes]:
         # Per request: two attribute reads and a comparison when all is well.
@@ -202,7 +298,7 @@ class CopilotTokenRefresher(Service):
             # timer): renew now and wait for it.
             self._renew()
         if self._exchanging is not None:
-            return self._wait()
+            return self._waiters.wait()
         return fail(TokenUnavailable(self._expired_message()))
 
     def refreshed_after(self, rejected: bytes) -> Deferred[bytes | None]:
@@ -214,10 +310,10 @@ class CopilotTokenRefresher(Service):
             if self._current is not None and now - self._obtained < self._min_forced_gap:
                 return succeed(None)
             _log.info("the Copilot API refused the current token: renewing it now")
-            self._renew(forced=True)
+            self._renew()
         if self._exchanging is None:
             return fail(TokenUnavailable(self._expired_message()))
-        return self._wait()
+        return self._waiters.wait()
 
     def reload(self) -> None:
         """
@@ -227,7 +323,7 @@ class CopilotTokenRefresher(Service):
         _log.info("reloading the GitHub token")
         self._refused = None
         if self._exchanging is None:
-            self._renew(forced=True)
+            self._renew()
 
     # Service ----------------------------------------------------------
 
@@ -237,7 +333,7 @@ class CopilotTokenRefresher(Service):
 
     def stopService(self) -> None:
         super().stopService()  # type: ignore[no-untyped-call]
-        self._cancel_timer()
+        self._timer.cancel()
         if self._exchanging is not None:
             self._exchanging.cancel()
 
@@ -254,25 +350,14 @@ class CopilotTokenRefresher(Service):
             return f"the Copilot API refused the token and it cannot be renewed: {problem}"
         return f"the Copilot token has expired and cannot be renewed: {problem}"
 
-    def _wait(self) -> Deferred[Any]:
-        # A Deferred per caller: a caller that gives up (cancels) must not
-        # cancel the exchange the others are waiting for.
-        d: Deferred[Any] = Deferred(self._waiters.remove)
-        self._waiters.append(d)
-        return d
-
-    def _cancel_timer(self) -> None:
-        if self._timer is not None and self._timer.active():
-            self._timer.cancel()
-        self._timer = None
-
     def _schedule(self, delay: float) -> None:
-        self._cancel_timer()
         if self.running:
-            self._timer = self._clock.callLater(delay, self._renew)
+            self._timer.start(delay)
+        else:
+            self._timer.cancel()
 
-    def _renew(self, forced: bool = False) -> None:
-        self._timer = None
+    def _renew(self) -> None:
+        self._timer.fired()
         if self._exchanging is not None:
             return
         github = self._github_token()
@@ -305,7 +390,7 @@ class CopilotTokenRefresher(Service):
         self._header = _Header(token.authorization)
         self._expires_at = token.expires_at
         self._obtained = now
-        self._failures = 0
+        self._timer.succeeded()
         self._problem = None
         self._refused = None
         self.refreshes += 1
@@ -318,28 +403,15 @@ class CopilotTokenRefresher(Service):
         if self._on_token is not None:
             self._on_token(token)
         self._schedule(delay)
-        waiters, self._waiters = self._waiters, []
-        for w in waiters:
-            w.callback(token.authorization)
-        self._settle_first(None)
-
-    def _settle_first(self, outcome: Failure | None) -> None:
-        if self._first:
-            return
-        self._first.append(outcome)
-        waiters, self._ready_waiters = self._ready_waiters, []
-        for w in waiters:
-            if outcome is None:
-                w.callback(None)
-            else:
-                w.errback(outcome)
+        self._waiters.fire(token.authorization)
+        self._first.settle(None)
 
     def _failed(self, failure: Failure, github: Secret) -> None:
         self._exchanging = None
         self.refresh_failures += 1
         if not self.running:
             # Stopped meanwhile: nobody is waiting for a renewal any more.
-            self._settle_first(failure)
+            self._first.settle(failure)
             return
         error = failure.value
         if not isinstance(error, GitHubError):
@@ -351,17 +423,14 @@ class CopilotTokenRefresher(Service):
         message = str(error)
         # The first failure is reported by whoever waits on ready() (the
         # start fails with it); later ones are this module's to log.
-        quiet = not self._first
+        quiet = not self._first.settled
         if isinstance(error, GitHubRefused):
             if not quiet and (message != self._problem or github != self._refused):
                 _log.error("cannot renew the Copilot token: {problem}", problem=message)
             self._refused = github
             delay = self._watch_interval
         else:
-            self._failures += 1
-            delay = backoff_delay(
-                self._failures, self._backoff_base, self._backoff_cap, self._rand()
-            )
+            delay = self._timer.backoff()
             if not quiet:
                 _log.warn(
                     "cannot renew the Copilot token: {problem}; retrying in {delay:.1f} s",
@@ -369,10 +438,8 @@ class CopilotTokenRefresher(Service):
                     delay=delay,
                 )
         self._problem = message
-        waiters, self._waiters = self._waiters, []
-        for w in waiters:
-            w.errback(TokenUnavailable(self._expired_message()))
-        self._settle_first(Failure(error))
+        self._waiters.fail(TokenUnavailable(self._expired_message()))
+        self._first.settle(Failure(error))
         if self.running:
             self._schedule(delay)
 
@@ -394,7 +461,7 @@ class ExpiryWarning(Service):
         self._expires_at = expires_at
         self._origin = origin
         self._ahead = ahead
-        self._timer: Any = None
+        self._timer: IDelayedCall | None = None
 
     def startService(self) -> None:
         super().startService()  # type: ignore[no-untyped-call]

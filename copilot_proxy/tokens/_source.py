@@ -9,6 +9,7 @@ or exception message can show them by accident.
 from __future__ import annotations
 
 import time
+from enum import Enum
 from typing import Protocol
 
 from twisted.internet.defer import Deferred, succeed
@@ -25,8 +26,46 @@ class TokenUnavailable(Exception):
     """
 
 
+class CredentialKind(str, Enum):
+    """
+    What a credential is, which decides how the proxy uses it; the value is
+    what the health page shows as the token's C{source}.
+    """
+
+    #: A Copilot token, used as is until it expires (C{--token-file}, C{COPILOT_TOKEN}).
+    STATIC = "static"
+    #: A GitHub token, traded for Copilot tokens that are renewed (every other source).
+    GITHUB = "github"
+
+    def __str__(self) -> str:
+        return self.value
+
+
 class TokenSource(Protocol):
-    """What the proxy needs from anything that supplies Copilot tokens."""
+    """
+    What the proxy needs from anything that supplies Copilot tokens: the
+    C{Authorization} values for requests, and what health checks and metrics
+    read about its state.
+    """
+
+    @property
+    def source(self) -> CredentialKind:
+        """The kind of credential the tokens come from."""
+
+    @property
+    def usable(self) -> bool:
+        """Whether a token is at hand and unexpired (health turns 503 when not)."""
+
+    @property
+    def refreshes(self) -> int:
+        """Copilot tokens obtained so far (0 for a token never renewed)."""
+
+    @property
+    def refresh_failures(self) -> int:
+        """Renewals that failed so far."""
+
+    def expires_in(self) -> float | None:
+        """Seconds until the current token expires; L{None} when unknown or never."""
 
     def authorization(self) -> Deferred[bytes]:
         """
@@ -47,7 +86,9 @@ class TokenSource(Protocol):
 class StaticToken:
     """A Copilot token given at start and used as is, never refreshed."""
 
-    source = "static"
+    source = CredentialKind.STATIC
+    refreshes = 0
+    refresh_failures = 0
 
     def __init__(self, token: Secret) -> None:
         self._header = b"Bearer " + token.reveal().encode("ascii")

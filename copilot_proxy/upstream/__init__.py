@@ -3,12 +3,12 @@ How the proxy reaches the Copilot API: the HTTP agent and its pool, CONNECT
 tunnels through a forward proxy.
 """
 
-from ._agent import Upstream, _BufferedBody, _EndpointPerOrigin
-from ._tunnel import ProxiedEndpoints
+from ._agent import BufferedBody, QuietPool, Upstream
+from ._endpoints import EndpointPerOrigin
 
 __all__ = [
-    "ProxiedEndpoints",
+    "BufferedBody",
+    "EndpointPerOrigin",
+    "QuietPool",
     "Upstream",
-    "_BufferedBody",
-    "_EndpointPerOrigin",
 ]

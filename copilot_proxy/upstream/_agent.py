@@ -10,29 +10,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from twisted.internet.abstract import isIPAddress, isIPv6Address
 from twisted.internet.defer import Deferred, succeed
-from twisted.internet.endpoints import (
-    HostnameEndpoint,
-    TCP4ClientEndpoint,
-    TCP6ClientEndpoint,
-    wrapClientTLS,
-)
-from twisted.internet.interfaces import IConsumer, IReactorTime, IStreamClientEndpoint
+from twisted.internet.interfaces import IConsumer, IReactorTime
 from twisted.web.client import (
-    URI,
     Agent,
     BrowserLikePolicyForHTTPS,
     HTTPConnectionPool,
     _HTTP11ClientFactory,
 )
-from twisted.web.error import SchemeNotSupported
 from twisted.web.http_headers import Headers
-from twisted.web.iweb import IAgentEndpointFactory, IBodyProducer, IPolicyForHTTPS, IResponse
+from twisted.web.iweb import IBodyProducer, IResponse
 from zope.interface import implementer
 
 from ..wire import ForwardProxy
-from ._tunnel import ProxiedEndpoints
+from ._endpoints import EndpointPerOrigin
 
 # How many idle upstream connections to keep.  Not a cap on concurrency:
 # HTTPConnectionPool opens as many as are needed and caches at most this many
@@ -44,20 +35,21 @@ class _QuietConnectionFactory(_HTTP11ClientFactory):
     noisy = False
 
 
-class _QuietPool(HTTPConnectionPool):
+class QuietPool(HTTPConnectionPool):
     """
     A pool whose connection factories do not log "Starting factory" and
-    "Stopping factory" at info level for every upstream connection opened
-    and closed: with a busy proxy that is most of the log, and says nothing
-    an operator can act on.  (C{_factory} is the pool's documented-in-code
-    hook for the factory class; it has been stable since Twisted 12.1.)
+    "Stopping factory" at info level for every connection opened and closed:
+    with a busy proxy that is most of the log, and says nothing an operator
+    can act on.  (C{_factory} is the pool's documented-in-code hook for the
+    factory class; it has been stable since Twisted 12.1.  This is the one
+    place that uses it.)
     """
 
     _factory = _QuietConnectionFactory
 
 
 @implementer(IBodyProducer)
-class _BufferedBody:
+class BufferedBody:
     """
     A request body that is already in memory, written in one piece.
 
@@ -82,53 +74,6 @@ class _BufferedBody:
 
     def stopProducing(self) -> None:
         pass
-
-
-@implementer(IAgentEndpointFactory)
-class _EndpointPerOrigin:
-    """
-    One endpoint per upstream origin, built once.
-
-    L{Agent}'s own factory builds a new endpoint for every request, and
-    building one costs an IDNA encoding of the host name: measurable per
-    request, for an answer that never changes.  The proxy talks to one
-    origin, so the cache holds one entry.
-    """
-
-    def __init__(self, reactor: Any, policy: IPolicyForHTTPS, connect_timeout: float) -> None:
-        self._reactor = reactor
-        self._policy = policy
-        self._connect_timeout = connect_timeout
-        self._endpoints: dict[tuple[bytes, bytes, int], IStreamClientEndpoint] = {}
-
-    def endpointForURI(self, uri: URI) -> IStreamClientEndpoint:
-        key = (uri.scheme, uri.host, uri.port)
-        endpoint = self._endpoints.get(key)
-        if endpoint is None:
-            if uri.scheme not in (b"http", b"https"):
-                raise SchemeNotSupported(f"unsupported scheme: {uri.scheme!r}")
-            endpoint = _connect_to(self._reactor, uri.host, uri.port, self._connect_timeout)
-            if uri.scheme == b"https":
-                creator = self._policy.creatorForNetloc(uri.host, uri.port)
-                endpoint = wrapClientTLS(creator, endpoint)
-            self._endpoints[key] = endpoint
-        return endpoint
-
-
-def _connect_to(reactor: Any, host: bytes, port: int, timeout: float) -> IStreamClientEndpoint:
-    """
-    A TCP endpoint for C{host}: straight to it when it is an IP address.
-
-    L{HostnameEndpoint} resolves even an IP address through the threaded
-    resolver, once per new connection: a thread hand-off each time a burst of
-    streams opens new upstream connections, for an answer known in advance.
-    """
-    text = host.decode("ascii")
-    if isIPAddress(text):
-        return TCP4ClientEndpoint(reactor, text, port, timeout=timeout)
-    if isIPv6Address(text):
-        return TCP6ClientEndpoint(reactor, text, port, timeout=timeout)
-    return HostnameEndpoint(reactor, host, port, timeout=timeout)
 
 
 # Methods whose requests carry a body even when it is empty: an upstream
@@ -158,16 +103,15 @@ class Upstream:
             through (C{HTTPS_PROXY}), or L{None} to connect directly.
         """
         self.base = base
-        self._pool: HTTPConnectionPool = _QuietPool(reactor, persistent=True)  # type: ignore[no-untyped-call]
+        self._pool: HTTPConnectionPool = QuietPool(reactor, persistent=True)  # type: ignore[no-untyped-call]
         self._pool.maxPersistentPerHost = IDLE_CONNECTIONS
         policy = contextFactory if contextFactory is not None else BrowserLikePolicyForHTTPS()
-        endpoints: IAgentEndpointFactory
-        if forward_proxy is not None:
-            endpoints = ProxiedEndpoints(
-                reactor, lambda url: forward_proxy, policy, connect_timeout
-            )
-        else:
-            endpoints = _EndpointPerOrigin(reactor, policy, connect_timeout)
+        endpoints = EndpointPerOrigin(
+            reactor,
+            policy,
+            connect_timeout,
+            None if forward_proxy is None else (lambda url: forward_proxy),
+        )
         self._agent: Agent = Agent.usingEndpointFactory(reactor, endpoints, pool=self._pool)
 
     def request(
@@ -177,7 +121,7 @@ class Upstream:
         Send C{method base+target}.  C{target} is the origin-form request
         target (path and query) exactly as the client sent it.
         """
-        producer = _BufferedBody(body) if body or method in _BODY_METHODS else None
+        producer = BufferedBody(body) if body or method in _BODY_METHODS else None
         return self._agent.request(method, self.base + target, headers, producer)
 
     def close(self) -> Deferred[None]:

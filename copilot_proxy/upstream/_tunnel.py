@@ -5,24 +5,20 @@ Twisted's L{ProxyAgent} only speaks plain HTTP to a proxy, which would hand
 the proxy the Copilot token in clear.  L{TunnelEndpoint} instead connects to
 the proxy, asks C{CONNECT host:port}, waits for a 2xx, and then starts TLS
 inside the tunnel, verified against the upstream's own hostname: the proxy
-sees only ciphertext.  L{ProxiedEndpoints} plugs it into an L{Agent}
-through C{Agent.usingEndpointFactory}, so pooling, timeouts and cancellation
-work as for a direct connection.
+sees only ciphertext.  L{copilot_proxy.upstream.EndpointPerOrigin} plugs it
+into an L{Agent} through C{Agent.usingEndpointFactory}, so pooling, timeouts
+and cancellation work as for a direct connection.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from twisted.internet.defer import Deferred
-from twisted.internet.endpoints import HostnameEndpoint, wrapClientTLS
+from twisted.internet.endpoints import HostnameEndpoint
 from twisted.internet.interfaces import IProtocol, IProtocolFactory, IStreamClientEndpoint
 from twisted.internet.protocol import Factory, Protocol
 from twisted.python.failure import Failure
-from twisted.web.client import URI
-from twisted.web.error import SchemeNotSupported
-from twisted.web.iweb import IAgentEndpointFactory, IPolicyForHTTPS
 from zope.interface import implementer
 
 from ..wire import ForwardProxy
@@ -173,52 +169,3 @@ class TunnelEndpoint:
 
         connecting.addCallback(connected).chainDeferred(result)
         return result
-
-
-@implementer(IAgentEndpointFactory)
-class ProxiedEndpoints:
-    """
-    Endpoints for an L{Agent}: per origin, a tunnel through the proxy that
-    C{proxy_for} names for it, or a direct connection when it names none.
-    Each origin's endpoint is built once: the proxy talks to one or two.
-
-    @param proxy_for: the proxy for a URL (C{scheme://host:port}), or L{None}.
-    @param policy: how TLS to the target is verified, the same either way.
-    """
-
-    def __init__(
-        self,
-        reactor: Any,
-        proxy_for: Callable[[str], ForwardProxy | None],
-        policy: IPolicyForHTTPS,
-        timeout: float,
-    ) -> None:
-        self._reactor = reactor
-        self._proxy_for = proxy_for
-        self._policy = policy
-        self._timeout = timeout
-        self._endpoints: dict[tuple[bytes, bytes, int], IStreamClientEndpoint] = {}
-
-    def endpointForURI(self, uri: URI) -> IStreamClientEndpoint:
-        key = (uri.scheme, uri.host, uri.port)
-        endpoint = self._endpoints.get(key)
-        if endpoint is None:
-            endpoint = self._endpoint(uri)
-            self._endpoints[key] = endpoint
-        return endpoint
-
-    def _endpoint(self, uri: URI) -> IStreamClientEndpoint:
-        if uri.scheme not in (b"http", b"https"):
-            raise SchemeNotSupported(f"unsupported scheme: {uri.scheme!r}")
-        host = uri.host.decode("ascii")
-        netloc = f"[{host}]" if ":" in host else host
-        proxy = self._proxy_for(f"{uri.scheme.decode()}://{netloc}:{uri.port}")
-        tls = None
-        if uri.scheme == b"https":
-            tls = self._policy.creatorForNetloc(uri.host, uri.port)
-        if proxy is not None:
-            return TunnelEndpoint(self._reactor, proxy, uri.host, uri.port, tls, self._timeout)
-        direct: IStreamClientEndpoint = HostnameEndpoint(
-            self._reactor, uri.host, uri.port, timeout=self._timeout
-        )
-        return direct if tls is None else wrapClientTLS(tls, direct)

@@ -3,3 +3,13 @@ The request as the proxy holds it: its own request class, the JSON answers it
 makes itself, the access log line.
 """
 
+from ._access_line import log_access
+from ._answer import json_answer, respond_error
+from ._request import ProxyRequest
+
+__all__ = [
+    "ProxyRequest",
+    "json_answer",
+    "log_access",
+    "respond_error",
+]

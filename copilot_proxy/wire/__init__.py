@@ -4,21 +4,23 @@ bodies, server-sent events, log fields, outcomes.
 """
 
 from ._copilot_headers import (
-    CopilotHeaders,
     DEFAULT_HEADERS,
+    CopilotHeaders,
     has_image,
     initiator,
     parse_json_body,
     parse_override,
 )
-from ._errors import json_answer, openai_error
+from ._errors import anthropic_error, error_for, openai_error, upstream_error_text
 from ._headers import (
     HOP_BY_HOP,
     client_response_headers,
     connection_tokens,
+    is_event_stream,
     upstream_request_headers,
 )
-from ._log_fields import PARSE_LIMIT, model_from_body, new_request_id, safe_model
+from ._log_fields import PARSE_LIMIT, model_from_body, new_request_id, path_for_log, safe_model
+from ._outcome import Outcome
 from ._proxy_env import (
     ForwardProxy,
     ProxySettingError,
@@ -33,34 +35,39 @@ from ._secret import Secret
 from ._sse import Event, SSESplitter, encode
 
 __all__ = [
-    "CopilotHeaders",
     "DEFAULT_HEADERS",
-    "Event",
-    "ForwardProxy",
     "HOP_BY_HOP",
     "PARSE_LIMIT",
+    "CopilotHeaders",
+    "Event",
+    "ForwardProxy",
+    "Outcome",
     "ProxySettingError",
     "SSESplitter",
     "Secret",
     "Surface",
+    "anthropic_error",
     "bypasses_proxy",
     "classify",
     "client_response_headers",
     "connection_tokens",
     "encode",
+    "error_for",
     "forward_proxy_for",
     "has_image",
     "initiator",
-    "json_answer",
+    "is_event_stream",
     "model_from_body",
     "new_request_id",
     "openai_error",
     "parse_json_body",
     "parse_override",
     "parse_proxy_url",
+    "path_for_log",
     "proxy_chooser",
     "safe_model",
     "target_problem",
+    "upstream_error_text",
     "upstream_request_headers",
     "upstream_target",
 ]

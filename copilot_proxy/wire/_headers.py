@@ -88,3 +88,11 @@ def client_response_headers(upstream: Headers) -> Iterable[tuple[bytes, list[byt
         for name, values in upstream.getAllRawHeaders()
         if name.lower() not in drop
     ]
+
+
+def is_event_stream(headers: Headers) -> bool:
+    """Whether a response is a server-sent event stream."""
+    for value in headers.getRawHeaders(b"content-type", ()):
+        if value.split(b";")[0].strip().lower() == b"text/event-stream":
+            return True
+    return False

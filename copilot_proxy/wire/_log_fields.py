@@ -56,3 +56,13 @@ def safe_model(model: object) -> str | None:
     if isinstance(model, str) and _SAFE_MODEL.fullmatch(model):
         return model
     return None
+
+
+def path_for_log(uri: bytes) -> str:
+    """The request path with query parameter names but not their values."""
+    path, _, query = uri.partition(b"?")
+    text = path.decode("ascii", "replace")
+    if query:
+        names = [field.partition(b"=")[0] for field in query.split(b"&") if field]
+        text += "?" + "&".join(n.decode("ascii", "replace") for n in names)
+    return text

@@ -1,0 +1,96 @@
+"""
+What every exchange of one proxy shares, and what one exchange sends.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorTime
+from twisted.web.http_headers import Headers
+from twisted.web.iweb import IResponse
+
+from ..metrics import ProxyMetrics
+from ..tokens import TokenSource
+from ..wire import CopilotHeaders
+from ._inflight import InFlight
+
+
+class UpstreamClient(Protocol):
+    """What an exchange needs of the upstream: one request at a time."""
+
+    def request(
+        self, method: bytes, target: bytes, headers: Headers, body: bytes
+    ) -> Deferred[IResponse]:
+        """Send C{method} to C{target} under the upstream base."""
+
+
+@dataclass(frozen=True)
+class RelayOptions:
+    """
+    Per-proxy settings of the request and response shaping.
+
+    @ivar copilot: the Copilot request headers to add.
+    @ivar sse_keepalive: seconds without upstream bytes after which an event
+        stream gets a keep-alive comment, or L{None} for never.
+    """
+
+    copilot: CopilotHeaders = field(default_factory=CopilotHeaders)
+    sse_keepalive: float | None = 15.0
+
+
+@dataclass(frozen=True)
+class RelayContext:
+    """
+    The parts of one proxy that every exchange uses, handed to each one.
+
+    @ivar upstream: the HTTP client of the Copilot API.
+    @ivar tokens: where the C{Authorization} of each request comes from.
+    @ivar reactor: the clock of timeouts and keep-alives.
+    @ivar idle_timeout: seconds without an upstream byte before giving up.
+    @ivar inflight: the exchanges not ended yet, for a graceful stop.
+    @ivar metrics: where exchanges are counted, or L{None}.
+    @ivar options: request and response shaping.
+    """
+
+    upstream: UpstreamClient
+    tokens: TokenSource
+    reactor: IReactorTime
+    idle_timeout: float
+    inflight: InFlight
+    metrics: ProxyMetrics | None = None
+    options: RelayOptions = field(default_factory=RelayOptions)
+
+
+@dataclass(frozen=True)
+class UpstreamCall:
+    """
+    The request to send upstream, decided once per exchange (a replay after
+    a 401 sends the same call with a fresher token).
+
+    @ivar target: the origin-form target (path and query) under the base.
+    @ivar body: the body bytes to send.
+    @ivar payload: the parsed JSON body the Copilot headers look at.
+    @ivar model: the model the client asked for, for the log (checked to
+        look like a model id), or L{None}.
+    """
+
+    target: bytes
+    body: bytes
+    payload: object
+    model: str | None
+
+
+class RefuseRequest(Exception):
+    """
+    Raised while preparing the upstream request: answer the client with this
+    error instead of sending anything upstream.
+    """
+
+    def __init__(self, status: int, message: str, code: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.code = code

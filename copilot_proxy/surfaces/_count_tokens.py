@@ -1,0 +1,50 @@
+"""
+C{POST /v1/messages/count_tokens}: answered by the proxy itself, with an
+estimate, since the Copilot API has no such call.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from ..relay import RelayContext, record_end
+from ..web import ProxyRequest, json_answer
+from ..wire import Outcome, anthropic_error, parse_json_body
+from . import _anthropic
+from ._anthropic import TranslationError
+
+
+class CountTokens:
+    """One token-count request; nothing goes upstream."""
+
+    def __init__(self, request: ProxyRequest, context: RelayContext) -> None:
+        self._request = request
+        self._context = context
+
+    def start(self) -> None:
+        request = self._request
+        started = self._context.reactor.seconds()
+        content: Any = request.content
+        content.seek(0)
+        body: bytes = content.read()
+        try:
+            count = _anthropic.estimate_tokens(parse_json_body(body))
+        except TranslationError as e:
+            answer = json_answer(request, 400, anthropic_error(400, str(e)))
+            outcome = Outcome.REFUSED
+        else:
+            answer = json_answer(request, 200, json.dumps({"input_tokens": count}).encode())
+            outcome = Outcome.COMPLETE
+        request.write(answer)
+        request.finish()
+        record_end(
+            request,
+            outcome,
+            self._context.metrics,
+            received=len(body),
+            duration=self._context.reactor.seconds() - started,
+        )
+
+    def abort(self) -> None:
+        """Nothing to cut: the answer is written at once."""

@@ -23,6 +23,7 @@ from prometheus_client.multiprocess import MultiProcessCollector, mark_process_d
 from prometheus_client.registry import Collector
 
 from ..tokens import TokenSource
+from ..wire import Outcome
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -43,15 +44,9 @@ for _prefix in (b"", b"/v1"):
 
 _METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
 
-# How a request ended (the relay's outcomes), bounded like every label.
-OUTCOMES = (
-    "complete",
-    "client_gone",
-    "upstream_error",
-    "timeout",
-    "shutdown",
-    "refused",
-)
+# How a relayed request ended, bounded like every label (a cache hit is not
+# relayed, so it is not an outcome here).
+OUTCOMES = tuple(o.value for o in Outcome if o is not Outcome.CACHED)
 
 # Seconds.  Time to first byte spans a cached model list (milliseconds) to a
 # model that thinks for a minute; durations reach long generations.

@@ -16,7 +16,7 @@ from __future__ import annotations
 from enum import Enum
 from typing import Any
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import CancelledError, Deferred, maybeDeferred
 from twisted.internet.interfaces import IPushProducer
 from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
@@ -26,8 +26,8 @@ from twisted.web.http import PotentialDataLoss
 from twisted.web.iweb import IResponse
 
 from ..web import ProxyRequest, json_answer
-from ..wire import Outcome, client_response_headers, upstream_request_headers
-from ._context import RelayContext, UpstreamCall
+from ..wire import BodyError, Outcome, client_response_headers, upstream_request_headers
+from ._context import RefuseRequest, RelayContext, UpstreamCall
 from ._failures import answer_for, describe
 from ._record import record_end
 from ._sinks import BodySink
@@ -97,7 +97,8 @@ class Exchange(Protocol):
         content.seek(0)
         body: bytes = content.read()
         self._bytes_in = len(body)
-        d = self._strategy.prepare(self._request, body)
+        d = maybeDeferred(self._strategy.prepare, self._request, body)
+        d.addErrback(_unreadable_body)
         self._pending = d
         return d.addCallback(self._first_send, authorization)
 
@@ -299,6 +300,21 @@ class Exchange(Protocol):
             duration=now - self._started,
             model=self._call.model if self._call is not None else None,
         )
+
+
+def _unreadable_body(failure: Failure) -> Failure:
+    """
+    Preparing the upstream call reads only the client's body: any failure
+    there but a deliberate refusal (or a cancel) is that body's fault, and
+    the client gets a 400, never a 502 nor a traceback.
+    """
+    if failure.check(RefuseRequest, CancelledError):
+        return failure
+    if failure.check(BodyError):
+        message = str(failure.value)
+    else:
+        message = f"the request body is not a request this surface can read ({describe(failure)})"
+    return Failure(RefuseRequest(400, message, "invalid_request"))
 
 
 class _Discard(Protocol):

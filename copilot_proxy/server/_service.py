@@ -156,6 +156,11 @@ class ProxyService(Service):
         _log.info("reloaded client keys from {path}: {n} in use", path=keys.path, n=count)
 
     @property
+    def in_flight(self) -> int:
+        """How many exchanges have not ended yet."""
+        return len(self._inflight)
+
+    @property
     def upstream(self) -> Upstream:
         """The upstream client; its C{base} may be changed while serving."""
         return self._upstream

@@ -197,6 +197,30 @@ def chat_request(body: Any, model: str) -> JSONObject:
     """
     if not isinstance(body, dict):
         raise TranslationError("the request body must be a JSON object")
+    request: JSONObject = {"model": model, "messages": _chat_messages(body)}
+    if isinstance(body.get("max_tokens"), int):
+        request[_max_tokens_field(model)] = body["max_tokens"]
+    for name in ("temperature", "top_p"):
+        if isinstance(body.get(name), (int, float)):
+            request[name] = body[name]
+    if isinstance(body.get("stop_sequences"), list) and body["stop_sequences"]:
+        request["stop"] = body["stop_sequences"]
+    tools = _chat_tools(body.get("tools"))
+    if tools:
+        request["tools"] = tools
+        choice, parallel = _tool_choice(body.get("tool_choice"))
+        if choice is not None:
+            request["tool_choice"] = choice
+        if parallel is not None:
+            request["parallel_tool_calls"] = parallel
+    if body.get("stream") is True:
+        request["stream"] = True
+        request["stream_options"] = {"include_usage": True}
+    return request
+
+
+def _chat_messages(body: JSONObject) -> list[JSONObject]:
+    """The chat/completions messages of a Messages request: system first."""
     messages = body.get("messages")
     if not isinstance(messages, list):
         raise TranslationError("messages: a list of messages is required")
@@ -214,15 +238,16 @@ def chat_request(body: Any, model: str) -> JSONObject:
             out.append(_assistant_message(message.get("content")))
         else:
             raise TranslationError(f"message role must be user or assistant, not {role!r}")
-    request: JSONObject = {"model": model, "messages": out}
-    if isinstance(body.get("max_tokens"), int):
-        request[_max_tokens_field(model)] = body["max_tokens"]
-    for name in ("temperature", "top_p"):
-        if isinstance(body.get(name), (int, float)):
-            request[name] = body[name]
-    if isinstance(body.get("stop_sequences"), list) and body["stop_sequences"]:
-        request["stop"] = body["stop_sequences"]
-    tools = [
+    return out
+
+
+def _chat_tools(tools: Any) -> list[JSONObject]:
+    """The chat/completions functions of Anthropic custom tools (others have none)."""
+    if tools is None:
+        return []
+    if not isinstance(tools, list):
+        raise TranslationError("tools: a list of tools is required")
+    return [
         {
             "type": "function",
             "function": {
@@ -231,20 +256,9 @@ def chat_request(body: Any, model: str) -> JSONObject:
                 "parameters": tool.get("input_schema") or {"type": "object", "properties": {}},
             },
         }
-        for tool in body.get("tools") or ()
+        for tool in tools
         if isinstance(tool, dict) and tool.get("type") in (None, "custom")
     ]
-    if tools:
-        request["tools"] = tools
-        choice, parallel = _tool_choice(body.get("tool_choice"))
-        if choice is not None:
-            request["tool_choice"] = choice
-        if parallel is not None:
-            request["parallel_tool_calls"] = parallel
-    if body.get("stream") is True:
-        request["stream"] = True
-        request["stream_options"] = {"include_usage": True}
-    return request
 
 
 def estimate_tokens(body: Any) -> int:

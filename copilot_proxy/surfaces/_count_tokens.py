@@ -10,7 +10,7 @@ from typing import Any
 
 from ..relay import RelayContext, record_end
 from ..web import ProxyRequest, json_answer
-from ..wire import Outcome, anthropic_error, parse_json_body
+from ..wire import BodyError, Outcome, anthropic_error, parse_json_body
 from . import _anthropic
 from ._anthropic import TranslationError
 
@@ -30,8 +30,13 @@ class CountTokens:
         body: bytes = content.read()
         try:
             count = _anthropic.estimate_tokens(parse_json_body(body))
-        except TranslationError as e:
+        except (TranslationError, BodyError) as e:
             answer = json_answer(request, 400, anthropic_error(400, str(e)))
+            outcome = Outcome.REFUSED
+        except Exception:
+            # Whatever else a hostile body trips in the estimate is its fault.
+            message = "the request body is not a Messages request this proxy can read"
+            answer = json_answer(request, 400, anthropic_error(400, message))
             outcome = Outcome.REFUSED
         else:
             answer = json_answer(request, 200, json.dumps({"input_tokens": count}).encode())

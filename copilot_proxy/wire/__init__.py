@@ -5,6 +5,7 @@ bodies, server-sent events, log fields, outcomes.
 
 from ._copilot_headers import (
     DEFAULT_HEADERS,
+    BodyError,
     CopilotHeaders,
     has_image,
     initiator,
@@ -38,6 +39,7 @@ __all__ = [
     "DEFAULT_HEADERS",
     "HOP_BY_HOP",
     "PARSE_LIMIT",
+    "BodyError",
     "CopilotHeaders",
     "Event",
     "ForwardProxy",

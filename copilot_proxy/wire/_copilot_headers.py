@@ -63,11 +63,21 @@ _REPLACED: frozenset[bytes] = frozenset({b"user-agent"})
 _IMAGE_PARTS = frozenset({"image_url", "image", "input_image"})
 
 
+class BodyError(ValueError):
+    """
+    A client body that is JSON but cannot be read: the client gets a 400
+    with this message.
+    """
+
+
 def parse_json_body(body: bytes) -> object:
     """
     The JSON value of a request body, or L{None} when it is empty or not JSON.
 
     Callers parse at most once per request and pass the result around.
+
+    @raise BodyError: when the body is nested too deeply to parse (Python's
+        parser gives up with C{RecursionError}, which must never escape).
     """
     if not body or body[:1] not in (b"{", b"[", b" ", b"\n", b"\r", b"\t"):
         return None
@@ -75,6 +85,8 @@ def parse_json_body(body: bytes) -> object:
         value: object = json.loads(body)
     except ValueError:
         return None
+    except RecursionError:
+        raise BodyError("the request body is JSON nested too deeply to read") from None
     return value
 
 

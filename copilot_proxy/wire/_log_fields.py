@@ -40,7 +40,7 @@ def model_from_body(body: bytes, content_type: bytes | None) -> str | None:
     if len(body) <= PARSE_LIMIT:
         try:
             document = json.loads(body)
-        except ValueError:
+        except (ValueError, RecursionError):
             return None
         if isinstance(document, dict):
             model = document.get("model")

@@ -125,6 +125,16 @@ class Exchange(Protocol):
         if response.code == 401 and not self._replayed:
             self._replay(response)
             return
+        if not 100 <= response.code <= 599:
+            # No client can parse such a status line; the answer is dropped.
+            response.deliverBody(_Discard())
+            self._respond_error(
+                502,
+                f"the upstream answered with an invalid HTTP status ({response.code})",
+                "upstream_bad_status",
+                Outcome.UPSTREAM_ERROR,
+            )
+            return
         context = self._context
         request = self._request
         self._first_byte = context.reactor.seconds()
@@ -135,7 +145,7 @@ class Exchange(Protocol):
         outgoing.removeHeader(b"server")
         for name, values in client_response_headers(response.headers):
             outgoing.setRawHeaders(name, values)
-        sink = self._strategy.sink(request, response, context.options)
+        sink = self._strategy.sink(request, response, context.options, self._sink_gave_up)
         self._sink = sink
         keepalive = context.options.sse_keepalive
         if keepalive is not None and sink.event_stream:
@@ -190,18 +200,24 @@ class Exchange(Protocol):
             self._end(self._outcome)
             return
         request.unregisterProducer()
-        if reason.check(ResponseDone, PotentialDataLoss):
-            assert self._sink is not None
-            self._sink.close()
+        sink = self._sink
+        assert sink is not None
+        if reason.check(ResponseDone, PotentialDataLoss) and self._outcome is Outcome.COMPLETE:
+            sink.close()
             request.finish()
             self._end(Outcome.COMPLETE)
+            return
+        # The upstream stopped mid-body (or its body could not be read).  The
+        # sink says what the client gets instead; unless that is a whole
+        # answer, close without the final chunk so the client sees a
+        # truncated response, never a complete one.
+        if self._outcome is Outcome.COMPLETE:
+            self._outcome = Outcome.UPSTREAM_ERROR
+        if sink.cut():
+            request.finish()
         else:
-            # The upstream stopped mid-body.  Close without the final chunk so
-            # the client sees a truncated response, never a complete one.
-            if self._outcome is Outcome.COMPLETE:
-                self._outcome = Outcome.UPSTREAM_ERROR
             request.loseConnection()
-            self._end(self._outcome)
+        self._end(self._outcome)
 
     # Failure paths -----------------------------------------------------
 
@@ -256,6 +272,13 @@ class Exchange(Protocol):
             pending.cancel()
         elif self._stage is Stage.DELIVERING:
             self.transport.stopProducing()
+
+    def _sink_gave_up(self) -> None:
+        if self._stage is Stage.ENDED:
+            return
+        _log.warn("the upstream body could not be read; the answer is cut")
+        self._outcome = Outcome.UPSTREAM_ERROR
+        self._stop_upstream()
 
     # Timers ------------------------------------------------------------
 

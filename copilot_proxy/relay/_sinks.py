@@ -16,6 +16,10 @@ from twisted.web.server import Request
 
 from ..wire import is_event_stream
 
+# A collected answer (an error, a whole message) larger than this is not kept:
+# the client gets the sink's 502 instead.
+MAX_COLLECTED = 16 * 1024 * 1024
+
 
 class BodySink(Protocol):
     """One way of delivering an upstream body to the client."""
@@ -37,6 +41,14 @@ class BodySink(Protocol):
     def close(self) -> None:
         """The upstream body ended well: write what was held back, if any."""
 
+    def cut(self) -> bool:
+        """
+        The upstream body ended badly.  Write what the client should get
+        instead of the rest (an error event on a translated stream, a whole
+        502 answer in place of a collected one), and say whether that is a
+        complete answer to finish; else the exchange cuts the connection.
+        """
+
 
 class Passthrough:
     """
@@ -50,7 +62,10 @@ class Passthrough:
         if isinstance(response.length, int) and request.method != b"HEAD":
             request.responseHeaders.setRawHeaders(b"content-length", [b"%d" % (response.length,)])
         request.write(b"")
-        self.event_stream = is_event_stream(response.headers)
+        # A keep-alive written into an encoded (gzip) stream would corrupt it.
+        self.event_stream = is_event_stream(response.headers) and not response.headers.hasHeader(
+            b"content-encoding"
+        )
         self.write: Callable[[bytes], None] = request.write
         self._tail = b""
 
@@ -69,21 +84,38 @@ class Passthrough:
     def close(self) -> None:
         pass
 
+    def cut(self) -> bool:
+        return False
+
 
 class Collect:
     """
     The (small) body is read whole and C{rewrite(body)} is sent instead, as
-    JSON.  Only for answers that are not streams, such as errors.
+    JSON.  Only for answers that are not streams, such as errors.  Nothing
+    reaches the client before the end, so a body that ends badly, or that
+    C{rewrite} cannot read, still gets a whole answer: C{broken()}, a 502.
     """
 
     event_stream = False
 
-    def __init__(self, request: Request, rewrite: Callable[[bytes], bytes]) -> None:
+    def __init__(
+        self,
+        request: Request,
+        rewrite: Callable[[bytes], bytes],
+        broken: Callable[[], bytes],
+    ) -> None:
         request.responseHeaders.removeHeader(b"content-length")
         self._request = request
         self._rewrite = rewrite
+        self._broken = broken
         self._parts: list[bytes] = []
-        self.write: Callable[[bytes], None] = self._parts.append
+        self._size = 0
+        self.write: Callable[[bytes], None] = self._collect
+
+    def _collect(self, data: bytes) -> None:
+        self._size += len(data)
+        if self._size <= MAX_COLLECTED:
+            self._parts.append(data)
 
     def watch_boundaries(self) -> None:
         pass
@@ -92,8 +124,25 @@ class Collect:
         return True
 
     def close(self) -> None:
-        body = self._rewrite(b"".join(self._parts))
+        whole, self._parts = b"".join(self._parts), []
+        try:
+            if self._size > MAX_COLLECTED:
+                raise ValueError("too large to collect")
+            body = self._rewrite(whole)
+        except Exception:
+            # An upstream body is untrusted: whatever it holds, the client
+            # gets an answer.
+            self.cut()
+            return
+        self._send(body)
+
+    def cut(self) -> bool:
         self._parts = []
+        self._request.setResponseCode(502)
+        self._send(self._broken())
+        return True
+
+    def _send(self, body: bytes) -> None:
         headers = self._request.responseHeaders
         headers.setRawHeaders(b"content-type", [b"application/json"])
         headers.setRawHeaders(b"content-length", [b"%d" % (len(body),)])
@@ -103,14 +152,21 @@ class Collect:
 class Translate:
     """
     The body is an event stream translated as it comes: C{feed} turns each
-    chunk into whole events of the client's shape (perhaps none yet), and
-    C{end} gives the events that close the stream.
+    chunk into whole events of the client's shape (perhaps none yet), C{end}
+    gives the events that close the stream, and C{fail(message)} the error
+    event that ends it early.  A chunk the translator cannot read ends the
+    stream with that error event and calls C{stop}, which cuts the exchange.
     """
 
     event_stream = True
 
     def __init__(
-        self, request: Request, feed: Callable[[bytes], bytes], end: Callable[[], bytes]
+        self,
+        request: Request,
+        feed: Callable[[bytes], bytes],
+        end: Callable[[], bytes],
+        fail: Callable[[str], bytes],
+        stop: Callable[[], None],
     ) -> None:
         headers = request.responseHeaders
         for name in (b"content-length", b"content-encoding"):
@@ -121,9 +177,18 @@ class Translate:
         self._request = request
         self._feed = feed
         self._end = end
+        self._fail = fail
+        self._stop = stop
+        self._failed = False
 
     def write(self, data: bytes) -> None:
-        events = self._feed(data)
+        if self._failed:
+            return
+        try:
+            events = self._feed(data)
+        except Exception:
+            self._give_up("the upstream sent a stream this proxy cannot translate")
+            return
         if events:
             self._request.write(events)
 
@@ -135,4 +200,22 @@ class Translate:
         return True
 
     def close(self) -> None:
-        self._request.write(self._end())
+        if self._failed:
+            return
+        try:
+            events = self._end()
+        except Exception:
+            self._give_up("the upstream sent a stream this proxy cannot translate")
+            return
+        self._request.write(events)
+
+    def cut(self) -> bool:
+        if not self._failed:
+            self._failed = True
+            self._request.write(self._fail("the upstream stream was cut short"))
+        return False
+
+    def _give_up(self, message: str) -> None:
+        self._failed = True
+        self._request.write(self._fail(message))
+        self._stop()

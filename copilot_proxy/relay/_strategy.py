@@ -9,6 +9,7 @@ OpenAI surface's: the request and the answer cross untouched.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
 from twisted.internet.defer import Deferred, succeed
@@ -46,10 +47,20 @@ class RelayStrategy(Protocol):
     def upstream_headers(self, headers: Headers, call: UpstreamCall) -> None:
         """Adjust the upstream request headers, Copilot's already added."""
 
-    def sink(self, request: Request, response: IResponse, options: RelayOptions) -> BodySink:
+    def sink(
+        self,
+        request: Request,
+        response: IResponse,
+        options: RelayOptions,
+        stop: Callable[[], None],
+    ) -> BodySink:
         """
         How the upstream body reaches the client, once the status and the
         headers have been copied to C{request}.
+
+        @param stop: what a sink calls when it cannot go on (an upstream
+            body it cannot read): the exchange stops the upstream and cuts
+            the client.
         """
 
     def error_body(self, status: int, message: str, code: str) -> bytes:
@@ -70,8 +81,14 @@ def default_sink(request: Request, response: IResponse, options: RelayOptions) -
                 "copilot_version_headers_stale",
             )
 
-        return Collect(request, explain)
+        return Collect(request, explain, _unreadable_answer)
     return Passthrough(request, response)
+
+
+def _unreadable_answer() -> bytes:
+    return openai_error(
+        "the upstream answer was cut short or could not be read", "proxy_error", "upstream_error"
+    )
 
 
 class OpenAIPassthrough:
@@ -91,7 +108,13 @@ class OpenAIPassthrough:
     def upstream_headers(self, headers: Headers, call: UpstreamCall) -> None:
         pass
 
-    def sink(self, request: Request, response: IResponse, options: RelayOptions) -> BodySink:
+    def sink(
+        self,
+        request: Request,
+        response: IResponse,
+        options: RelayOptions,
+        stop: Callable[[], None],
+    ) -> BodySink:
         return default_sink(request, response, options)
 
     def error_body(self, status: int, message: str, code: str) -> bytes:

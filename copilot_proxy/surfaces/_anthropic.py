@@ -554,6 +554,10 @@ class MessagesStream:
         events += self.translator.finish()
         return _encode_all(events)
 
+    def cut(self, message: str) -> bytes:
+        """The stream ends early: an C{error} event, unless it has ended."""
+        return _encode_all(self.translator.fail(message))
+
     def _translate(self, sse: Iterable[Any]) -> list[JSONObject]:
         events: list[JSONObject] = []
         for event in sse:

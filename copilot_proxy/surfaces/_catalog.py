@@ -102,7 +102,9 @@ class ModelCatalog:
     def _fetched(self, body: bytes) -> None:
         try:
             ids = model_ids(json.loads(body))
-        except ValueError:
+        except Exception:
+            # Too deep, ill-typed, not JSON: an upstream body is untrusted, and
+            # every waiter must be answered whatever it held.
             ids = []
         if ids:
             self._ids = ids
@@ -125,17 +127,31 @@ class ModelCatalog:
             d.callback(list(ids))
 
 
+# A model list larger than this is not read (a real one is tens of kB).
+MAX_LIST_BYTES = 4 * 1024 * 1024
+
+
 class _WholeBody(Protocol):
     """Collects a small response body; fails unless it arrived whole."""
 
     def __init__(self, done: Deferred[bytes]) -> None:
         self._done = done
-        self._chunks: list[bytes] = []
+        self._chunks: list[bytes] | None = []
+        self._size = 0
 
     def dataReceived(self, data: bytes) -> None:
+        if self._chunks is None:
+            return
+        self._size += len(data)
+        if self._size > MAX_LIST_BYTES:
+            self._chunks = None
+            self._done.errback(RuntimeError(f"GET /models answered over {MAX_LIST_BYTES} bytes"))
+            return
         self._chunks.append(data)
 
     def connectionLost(self, reason: Failure = Failure(ResponseDone())) -> None:  # noqa: B008
+        if self._chunks is None:
+            return
         if reason.check(ResponseDone):
             self._done.callback(b"".join(self._chunks))
         else:

@@ -12,7 +12,7 @@ Errors on this surface use Anthropic's shape.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,6 +59,10 @@ class MessagesSettings:
     catalog: ModelCatalog
     mode: MessagesMode = MessagesMode.TRANSLATE
     model_map: Mapping[str, str] = field(default_factory=dict)
+
+
+def _unreadable() -> bytes:
+    return anthropic_error(502, "the upstream answer was cut short or was not a chat completion")
 
 
 class AnthropicErrors:
@@ -137,28 +141,31 @@ class MessagesStrategy(AnthropicErrors):
             # The answer is parsed here, so it must not come compressed.
             headers.setRawHeaders(b"accept-encoding", [b"identity"])
 
-    def sink(self, request: Request, response: IResponse, options: RelayOptions) -> BodySink:
+    def sink(
+        self,
+        request: Request,
+        response: IResponse,
+        options: RelayOptions,
+        stop: Callable[[], None],
+    ) -> BodySink:
         code = response.code
         ok = 200 <= code < 300
         if not ok and not response.headers.hasHeader(b"content-encoding"):
-            return Collect(request, lambda body: self._explain(options, code, body))
+            return Collect(request, lambda body: self._explain(options, code, body), _unreadable)
         if self._native or not ok:
             return default_sink(request, response, options)
         if self._payload.get("stream") is not True:
             outgoing = request.responseHeaders
             for name in (b"content-length", b"content-type", b"content-encoding"):
                 outgoing.removeHeader(name)
-            return Collect(request, lambda body: self._whole_message(request, body))
+            return Collect(request, self._whole_message, _unreadable)
         stream = MessagesStream(self._asked)
-        return Translate(request, stream.feed, stream.end)
+        return Translate(request, stream.feed, stream.end, stream.cut, stop)
 
-    def _whole_message(self, request: Request, body: bytes) -> bytes:
-        try:
-            message = _anthropic.message_response(json.loads(body), self._asked)
-        except (ValueError, TranslationError):
-            request.setResponseCode(502)
-            return anthropic_error(502, "the upstream answer was not a chat completion")
-        return json.dumps(message).encode()
+    def _whole_message(self, body: bytes) -> bytes:
+        # Any failure to read it (not JSON, too deep, ill-typed) is the
+        # Collect sink's to answer, with a 502.
+        return json.dumps(_anthropic.message_response(json.loads(body), self._asked)).encode()
 
     def _explain(self, options: RelayOptions, code: int, body: bytes) -> bytes:
         text = upstream_error_text(body)

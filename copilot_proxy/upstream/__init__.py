@@ -5,10 +5,12 @@ tunnels through a forward proxy.
 
 from ._agent import BufferedBody, QuietPool, Upstream
 from ._endpoints import EndpointPerOrigin
+from ._honest_client import HonestClientProtocol
 
 __all__ = [
     "BufferedBody",
     "EndpointPerOrigin",
+    "HonestClientProtocol",
     "QuietPool",
     "Upstream",
 ]

@@ -16,7 +16,6 @@ from twisted.web.client import (
     Agent,
     BrowserLikePolicyForHTTPS,
     HTTPConnectionPool,
-    _HTTP11ClientFactory,
 )
 from twisted.web.http_headers import Headers
 from twisted.web.iweb import IBodyProducer, IResponse
@@ -24,15 +23,12 @@ from zope.interface import implementer
 
 from ..wire import ForwardProxy
 from ._endpoints import EndpointPerOrigin
+from ._honest_client import HonestConnectionFactory
 
 # How many idle upstream connections to keep.  Not a cap on concurrency:
 # HTTPConnectionPool opens as many as are needed and caches at most this many
 # when they fall idle.  Large enough that a busy proxy almost never reconnects.
 IDLE_CONNECTIONS = 256
-
-
-class _QuietConnectionFactory(_HTTP11ClientFactory):
-    noisy = False
 
 
 class QuietPool(HTTPConnectionPool):
@@ -45,7 +41,7 @@ class QuietPool(HTTPConnectionPool):
     place that uses it.)
     """
 
-    _factory = _QuietConnectionFactory
+    _factory = HonestConnectionFactory
 
 
 @implementer(IBodyProducer)

@@ -16,10 +16,7 @@ from .._helpers import Proxy, Upstream, fetch
 
 _DEEP = b'{"model":"gpt-4o","messages":' + b"[" * 5000 + b"]" * 5000 + b"}"
 _DEEP_MESSAGES = (
-    b'{"model":"claude-sonnet-4","max_tokens":5,"messages":'
-    + b"[" * 5000
-    + b"]" * 5000
-    + b"}"
+    b'{"model":"claude-sonnet-4","max_tokens":5,"messages":' + b"[" * 5000 + b"]" * 5000 + b"}"
 )
 
 _OPENAI_PATHS = ["/v1/chat/completions", "/chat/completions", "/v1/responses"]

@@ -22,6 +22,8 @@ from typing import Protocol
 
 from twisted.web.http_headers import Headers
 
+from ..settings import KEYS_FILE_LIMIT, read_operator_file
+
 # Shorter keys are refused at start: a key that can be guessed is no key.
 MIN_KEY_LENGTH = 16
 
@@ -111,11 +113,11 @@ def read_keys_file(path: str) -> list[ClientKey]:
     Read and parse a keys file.
 
     @raise KeyFileError: naming the file (not its content) when it cannot be
-        read or holds a bad line.
+        read, is not a regular file, is larger than C{KEYS_FILE_LIMIT} or
+        holds a bad line.
     """
     try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
+        text = read_operator_file(path, KEYS_FILE_LIMIT).decode("utf-8")
     except OSError as e:
         raise KeyFileError(f"cannot read client keys file {path}: {e.strerror}") from None
     except UnicodeDecodeError:

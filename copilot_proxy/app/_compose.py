@@ -23,7 +23,7 @@ from ..access import (
     readable_by_others,
 )
 from ..metrics import ProxyMetrics
-from ..relay import InFlight, RelayContext, RelayOptions
+from ..relay import BodyBudget, InFlight, RelayContext, RelayOptions
 from ..server import AdminPages, ProxyResource, ProxyService, ProxySite, listen
 from ..settings import ConfigError, ProxyConfig, pem_certificates
 from ..surfaces import MessagesSettings, ModelCatalog, route_surfaces
@@ -138,6 +138,7 @@ def build_proxy(
             copilot=CopilotHeaders.with_overrides(config.headers),
             sse_keepalive=config.sse_keepalive,
         ),
+        BodyBudget(config.body_memory),
     )
     catalog = ModelCatalog(upstream, tokens, context.options.copilot, reactor)
     make_relay = route_surfaces(

@@ -36,6 +36,7 @@ from ..access import (
 )
 from ..metrics import forget_process, use_multiprocess
 from ..settings import (
+    CA_BUNDLE_LIMIT,
     DEFAULT_ADMIN_PREFIX,
     DEFAULT_PORT,
     DEFAULT_UPSTREAM,
@@ -49,6 +50,7 @@ from ..settings import (
     messages_mode,
     pem_certificates,
     positive_seconds,
+    read_operator_file,
     upstream_base,
 )
 from ..surfaces import parse_model_map
@@ -252,6 +254,13 @@ class Options(usage.Options):
             "Largest request body accepted, in bytes or with k/M/G (413 past it).",
         ],
         [
+            "max-body-memory",
+            None,
+            "256M",
+            "Most bytes of large (1 MiB+) request bodies held at once, each counted twice "
+            "while its request runs; 503 past it; 0 for no bound.",
+        ],
+        [
             "header-timeout",
             None,
             "30",
@@ -338,6 +347,7 @@ def config_from(options: Options, env: Mapping[str, str]) -> ProxyConfig:
         admin_prefix=admin_prefix(options["admin-prefix"]),
         headers=tuple(_header_override(text) for text in options["header"]),
         sse_keepalive=keepalive_seconds(options["sse-keepalive"]),
+        body_memory=_body_memory(str(options["max-body-memory"])),
         messages_mode=messages_mode(options["messages-mode"]),
         model_map=tuple(_model_map(text) for text in options["model-map"]),
     )
@@ -356,8 +366,7 @@ def _upstream_ca(path: str | None) -> bytes | None:
     if not path:
         return None
     try:
-        with open(path, "rb") as f:
-            data = f.read()
+        data = read_operator_file(path, CA_BUNDLE_LIMIT)
     except OSError as e:
         raise ConfigError(f"cannot read --upstream-ca {path}: {e.strerror}") from None
     pem_certificates(data, f"--upstream-ca {path}")
@@ -376,6 +385,12 @@ def _header_override(text: str) -> tuple[str, str]:
         return parse_override(text)
     except ValueError as e:
         raise ConfigError(str(e)) from None
+
+
+def _body_memory(text: str) -> int | None:
+    if text.strip() == "0":
+        return None
+    return byte_size("--max-body-memory", text)
 
 
 def _optional_count(options: Options, name: str) -> int | None:

@@ -3,6 +3,7 @@ One request's trip upstream and back: the exchange, the body sinks, the
 watchdog, the requests in flight.
 """
 
+from ._budget import BodyBudget
 from ._context import RefuseRequest, RelayContext, RelayOptions, UpstreamCall
 from ._exchange import Exchange
 from ._inflight import InFlight, Relay
@@ -12,6 +13,7 @@ from ._strategy import PASSTHROUGH, default_sink
 
 __all__ = [
     "PASSTHROUGH",
+    "BodyBudget",
     "BodySink",
     "Collect",
     "Exchange",

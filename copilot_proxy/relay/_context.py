@@ -14,7 +14,8 @@ from twisted.web.iweb import IResponse
 
 from ..metrics import ProxyMetrics
 from ..tokens import TokenSource
-from ..wire import CopilotHeaders
+from ..wire import BodyFacts, CopilotHeaders
+from ._budget import BodyBudget
 from ._inflight import InFlight
 
 
@@ -53,6 +54,7 @@ class RelayContext:
     @ivar inflight: the exchanges not ended yet, for a graceful stop.
     @ivar metrics: where exchanges are counted, or L{None}.
     @ivar options: request and response shaping.
+    @ivar budget: the request-body memory all exchanges may hold at once.
     """
 
     upstream: UpstreamClient
@@ -62,6 +64,7 @@ class RelayContext:
     inflight: InFlight
     metrics: ProxyMetrics | None = None
     options: RelayOptions = field(default_factory=RelayOptions)
+    budget: BodyBudget = field(default_factory=BodyBudget)
 
 
 @dataclass(frozen=True)
@@ -72,14 +75,15 @@ class UpstreamCall:
 
     @ivar target: the origin-form target (path and query) under the base.
     @ivar body: the body bytes to send.
-    @ivar payload: the parsed JSON body the Copilot headers look at.
+    @ivar facts: what the Copilot headers need of the client's body (the
+        parsed body itself is not kept).
     @ivar model: the model the client asked for, for the log (checked to
         look like a model id), or L{None}.
     """
 
     target: bytes
     body: bytes
-    payload: object
+    facts: BodyFacts
     model: str | None
 
 

@@ -13,6 +13,7 @@ once, because an unread generation still costs money.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from enum import Enum
 from typing import Any
 
@@ -74,6 +75,7 @@ class Exchange(Protocol):
         self._call: UpstreamCall | None = None
         self._sink: BodySink | None = None
         self._bytes_in = 0
+        self._held = 0
         self._authorization = b""
         self._replayed = False
         self._watchdog = Watchdog(context.reactor, context.idle_timeout, self._sent, self._idle)
@@ -94,6 +96,16 @@ class Exchange(Protocol):
 
     def _prepare(self, authorization: bytes) -> Deferred[None]:
         content: Any = self._request.content
+        size = content.seek(0, 2)
+        held = self._context.budget.take(size)
+        if held is None:
+            raise RefuseRequest(
+                503,
+                "the proxy holds as many large request bodies as it may at once; "
+                "retry in a moment",
+                "proxy_busy",
+            )
+        self._held = held
         content.seek(0)
         body: bytes = content.read()
         self._bytes_in = len(body)
@@ -111,7 +123,7 @@ class Exchange(Protocol):
         assert call is not None
         request = self._request
         headers = upstream_request_headers(request.requestHeaders, authorization)
-        self._context.options.copilot.apply(headers, call.payload, request.request_id)
+        self._context.options.copilot.apply_facts(headers, call.facts, request.request_id)
         self._strategy.upstream_headers(headers, call)
         self._authorization = authorization
         d = self._context.upstream.request(request.method, call.target, headers, call.body)
@@ -310,6 +322,9 @@ class Exchange(Protocol):
         self._stage = Stage.ENDED
         self._watchdog.stop()
         context = self._context
+        context.budget.give_back(self._held)
+        self._held = 0
+        self._call = None if self._call is None else replace(self._call, body=b"")
         context.inflight.discard(self)
         if context.metrics is not None:
             context.metrics.in_flight_changed()

@@ -18,6 +18,7 @@ from twisted.web.iweb import IResponse
 from twisted.web.server import Request
 
 from ..wire import (
+    BodyFacts,
     model_from_body,
     openai_error,
     parse_json_body,
@@ -103,7 +104,8 @@ class OpenAIPassthrough:
             model = safe_model(payload.get("model"))
         else:
             model = model_from_body(body, request.getHeader(b"content-type"))
-        return succeed(UpstreamCall(upstream_target(request.uri), body, payload, model))
+        facts = BodyFacts.of(payload)
+        return succeed(UpstreamCall(upstream_target(request.uri), body, facts, model))
 
     def upstream_headers(self, headers: Headers, call: UpstreamCall) -> None:
         pass

@@ -1,13 +1,19 @@
 """
 Limits on what a client may send before its request is even looked at:
-body size, header count and size, and the time the request head may take.
+body size, header count and size, the time the request head may take, the
+framing and method of the request, and the client key of any request that
+carries a body.
 
 Twisted's L{HTTPChannel} reads the whole body into memory (or a temporary
 file) before the resource runs, answers an oversized head with a bare 400 or
-a silent close, and resets its idle timeout on every byte, so a client that
+a silent close, resets its idle timeout on every byte, so a client that
 trickles its headers one byte at a time holds a connection forever
-(slowloris).  L{LimitedChannel} and L{LimitedRequest} answer these with JSON
-errors and close the connection, having read nothing past the limit.
+(slowloris), ignores C{Transfer-Encoding: identity} (the body is then parsed
+as the next request), takes chunk sizes of any length and answers C{OPTIONS
+*} itself.  L{LimitedChannel} and L{LimitedRequest} judge each request head
+once it is complete, before any body byte is read, answer with JSON errors
+in the shape of the client's surface and close the connection, having read
+nothing past the limit.
 """
 
 from __future__ import annotations
@@ -18,15 +24,21 @@ from typing import Any
 from twisted.internet.interfaces import IDelayedCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
-from twisted.web.http import RESPONSES, HTTPChannel
+from twisted.web.http import RESPONSES, HTTPChannel, datetimeToString
 
 from ..access import KEY_CHALLENGE, KEY_REQUIRED, KeyStore, RequestLimits, check_client_key
 from ..web import ProxyRequest
-from ..wire import openai_error
-
-# Declared request bodies larger than this are only read from clients that
-# present a valid client key (when keys are configured).
-UNAUTHENTICATED_BODY = 1024 * 1024
+from ..wire import (
+    ALLOWED_METHODS,
+    BAD_FRAMING,
+    NOT_A_FORWARD_PROXY,
+    ChunkSizeGuard,
+    Surface,
+    classify,
+    error_for,
+    framing_problem,
+    method_problem,
+)
 
 _log = Logger(namespace="copilot_proxy")
 
@@ -35,13 +47,35 @@ def _ignore(*args: object) -> None:
     pass
 
 
+def _request_line(line: bytes) -> tuple[bytes, bytes, bytes]:
+    """Method, target and version of a request line Twisted has accepted."""
+    method, target, version = line.split(b" ")
+    return method, target, version
+
+
 class LimitedRequest(ProxyRequest):
     """
     A request whose body is counted as it arrives: a chunked body over the
-    limit is refused the moment it crosses it.
+    limit is refused the moment it crosses it.  C{OPTIONS *} is answered
+    here (the channel refuses every other method on C{*}).
     """
 
     _body_seen = 0
+
+    def process(self) -> None:
+        if self.path != b"*":
+            super().process()  # type: ignore[no-untyped-call]
+            return
+        # Twisted answers '*' before any resource sees it, with its Server
+        # header; the proxy says what it serves instead.
+        channel: Any = self.channel
+        self.site = channel.site
+        self.setResponseCode(200)
+        headers = self.responseHeaders
+        headers.setRawHeaders(b"allow", [ALLOWED_METHODS])
+        headers.setRawHeaders(b"content-length", [b"0"])
+        headers.setRawHeaders(b"date", [datetimeToString()])
+        self.finish()
 
     def handleContentChunk(self, data: bytes) -> None:
         self._body_seen += len(data)
@@ -55,19 +89,29 @@ class LimitedRequest(ProxyRequest):
 class LimitedChannel(HTTPChannel):
     """
     An L{HTTPChannel} that enforces L{RequestLimits} on the request head and
-    declared body length, answering with JSON errors.
+    body, and judges each complete head before any body byte is read: its
+    framing and C{Host} (400), its method (405), its declared length (413)
+    and, for a request that carries a body, its client key (401).  Every
+    refusal is a JSON error, then the connection closes.
     """
 
     limits = RequestLimits()
     #: Called with the status of each refusal made here (metrics).
     on_refused: Callable[[int], object] | None = None
-    #: The client keys, checked before a large body is read (None: no keys).
+    #: The client keys, checked before any body is read (None: no keys).
     keys: KeyStore | None = None
     _head_timer: IDelayedCall | None = None
     _abort_timer: IDelayedCall | None = None
     _awaiting_head = True
-    _head_lines = 0
+    # The head being read: its request line (None until it has come), its
+    # header lines and bytes so far.
+    _request_line: bytes | None = None
+    _header_lines = 0
     _head_bytes = 0
+    # The target of the request being read, for the shape of its errors.
+    _target: bytes | None = None
+    # Watches the chunk sizes of the chunked body being read.
+    _chunk_sizes: ChunkSizeGuard | None = None
 
     def connectionMade(self) -> None:
         # Our own checks fire first and answer 431; Twisted's are a backstop.
@@ -84,43 +128,88 @@ class LimitedChannel(HTTPChannel):
     def lineReceived(self, line: bytes) -> None:
         if self._head_timer is None:
             self._arm_head_timer()
-        self._head_lines += 1
         self._head_bytes += len(line) + 2
         if self._head_bytes > self.limits.max_head_bytes:
-            self._refuse_head(first=self._head_lines == 1)
+            self._refuse_head(first=self._request_line is None)
             return
-        if self._head_lines - 1 > self.limits.max_headers:
-            self._refuse_head(first=False)
-            return
+        if self._request_line is None:
+            # Twisted skips one empty line before a request (old browsers
+            # sent one after a POST body).
+            if line:
+                self._request_line = line
+                self._target = line.split(b" ")[1] if line.count(b" ") == 2 else None
+        elif line:
+            self._header_lines += 1
+            if self._header_lines > self.limits.max_headers:
+                self._refuse_head(first=False)
+                return
         super().lineReceived(line)  # type: ignore[no-untyped-call]
 
     def lineLengthExceeded(self, line: bytes) -> None:
-        self._refuse_head(first=self._head_lines == 0)
+        self._refuse_head(first=self._request_line is None)
 
     def allHeadersReceived(self) -> None:
         self._awaiting_head = False
         self._disarm_head_timer()
-        self._head_lines = self._head_bytes = 0
+        assert self._request_line is not None
+        method, target, version = _request_line(self._request_line)
+        self._request_line = None
+        self._header_lines = self._head_bytes = 0
+        headers = self.requests[-1].requestHeaders
+        framing = framing_problem(
+            version,
+            headers.getRawHeaders(b"host", []),
+            headers.getRawHeaders(b"content-length", []),
+            headers.getRawHeaders(b"transfer-encoding", []),
+        )
+        if framing is not None:
+            self._refuse(400, framing[1], framing[0])
+            return
+        method_refused = method_problem(method)
+        if method_refused is not None:
+            allow = b"allow: " + ALLOWED_METHODS + b"\r\n"
+            self._refuse(405, method_refused[1], method_refused[0], allow)
+            return
+        if target == b"*" and method != b"OPTIONS":
+            # Only OPTIONS may ask about the server as a whole.
+            code, message = NOT_A_FORWARD_PROXY
+            self._refuse(400, message, code)
+            return
         length = self.length
         if length is not None and length > self.limits.max_body:
             self.refuse_body()
             return
-        if length is not None and length > UNAUTHENTICATED_BODY:
-            # A large body from a client without a valid key is refused before
-            # it is read; a small one is read, so the client surely gets its
-            # 401 rather than a connection reset.
-            if not check_client_key(self.keys, self.requests[-1].requestHeaders).allowed:
-                self._refuse(
-                    401,
-                    KEY_REQUIRED,
-                    "invalid_api_key",
-                    b"www-authenticate: " + KEY_CHALLENGE + b"\r\n",
-                )
-                return
+        if length != 0 and not check_client_key(self.keys, headers).allowed:
+            # A body from a client without a valid key is never read, however
+            # it is framed: the 401 goes out now and the connection closes.
+            # (A request without a body goes on to the access gate, which
+            # answers the same 401.)
+            self._refuse(
+                401,
+                KEY_REQUIRED,
+                "invalid_api_key",
+                b"www-authenticate: " + KEY_CHALLENGE + b"\r\n",
+            )
+            return
+        self._chunk_sizes = ChunkSizeGuard() if length is None else None
         super().allHeadersReceived()  # type: ignore[no-untyped-call]
+
+    def rawDataReceived(self, data: bytes) -> None:
+        guard = self._chunk_sizes
+        if guard is not None:
+            if not guard.feed(data):
+                self._chunk_sizes = None
+                code, message = BAD_FRAMING
+                self._refuse(400, message, code)
+                return
+            if guard.done:
+                self._chunk_sizes = None
+        super().rawDataReceived(data)
 
     def requestDone(self, request: Any) -> None:
         self._awaiting_head = True
+        self._target = None
+        self._chunk_sizes = None
         super().requestDone(request)  # type: ignore[no-untyped-call]
 
     def connectionLost(self, reason: Failure) -> None:  # type: ignore[override]
@@ -171,7 +260,8 @@ class LimitedChannel(HTTPChannel):
         self._disarm_head_timer()
         if self.on_refused is not None:
             self.on_refused(status)
-        body = openai_error(message, "invalid_request_error", code)
+        surface = Surface.OPENAI if self._target is None else classify(self._target)
+        body = error_for(surface, status, message, "invalid_request_error", code)
         transport: Any = self.transport
         peer = transport.getPeer() if transport is not None else None
         _log.info(
@@ -182,9 +272,12 @@ class LimitedChannel(HTTPChannel):
         head += extra + b"connection: close\r\n\r\n"
         if transport is not None:
             transport.write(head + body)
-        # Nothing more is read or parsed from this connection.
+        # Nothing more is read or parsed from this connection (closing it
+        # stops reading the socket too), and a head refused here is never
+        # taken for a request without a body by Twisted's parser.
         self.dataReceived = self.lineReceived = self.rawDataReceived = _ignore  # type: ignore[method-assign,assignment]
         self.persistent = False
+        self.length = None
         # Close once the answer is flushed, and abort if the client will not
         # let it be (a slowloris does not read either).
         call: Any = self.callLater

@@ -1,4 +1,7 @@
-"""The proxy's option values and their validation (pure)."""
+"""
+The proxy's option values and their validation (pure), and the one bounded
+reader of the files they name.
+"""
 
 from ._config import (
     DEFAULT_ADMIN_PREFIX,
@@ -18,11 +21,15 @@ from ._config import (
     positive_seconds,
     upstream_base,
 )
+from ._operator_files import CA_BUNDLE_LIMIT, KEYS_FILE_LIMIT, TOKEN_FILE_LIMIT, read_operator_file
 
 __all__ = [
+    "CA_BUNDLE_LIMIT",
     "DEFAULT_ADMIN_PREFIX",
     "DEFAULT_PORT",
     "DEFAULT_UPSTREAM",
+    "KEYS_FILE_LIMIT",
+    "TOKEN_FILE_LIMIT",
     "ConfigError",
     "LogFormat",
     "MessagesMode",
@@ -35,5 +42,6 @@ __all__ = [
     "messages_mode",
     "pem_certificates",
     "positive_seconds",
+    "read_operator_file",
     "upstream_base",
 ]

@@ -49,6 +49,8 @@ class ProxyConfig:
         paths are appended to it as they came.
     @ivar headers: C{--header} overrides of the Copilot request headers, as
         (lower-case name, value); an empty value drops that default.
+    @ivar body_memory: the most bytes of large request bodies held at once
+        (C{--max-body-memory}); L{None} for no bound.
     @ivar sse_keepalive: seconds of upstream silence before an event stream
         gets a keep-alive comment; L{None} for never.
     @ivar forward_proxy: the HTTP proxy that upstream connections tunnel
@@ -71,6 +73,7 @@ class ProxyConfig:
     upstream_ca: bytes | None = None
     headers: tuple[tuple[str, str], ...] = ()
     sse_keepalive: float | None = 15.0
+    body_memory: int | None = 256 * 1024 * 1024
     messages_mode: MessagesMode = MessagesMode.TRANSLATE
     model_map: tuple[tuple[str, str], ...] = ()
     metrics_dir: str | None = None

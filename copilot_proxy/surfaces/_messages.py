@@ -31,7 +31,7 @@ from ..relay import (
     default_sink,
 )
 from ..settings import MessagesMode
-from ..wire import anthropic_error, parse_json_body, safe_model, upstream_error_text
+from ..wire import BodyFacts, anthropic_error, parse_json_body, safe_model, upstream_error_text
 from . import _anthropic
 from ._anthropic import MessagesStream, TranslationError
 from ._catalog import ModelCatalog
@@ -77,10 +77,12 @@ class MessagesStrategy(AnthropicErrors):
 
     def __init__(self, settings: MessagesSettings) -> None:
         self._settings = settings
-        self._payload: dict[str, Any] = {}
         self._asked = ""
         self._target_model = ""
         self._native = False
+        # Read from the body once; the parsed body is not kept past prepare.
+        self._stream = False
+        self._thinking = False
 
     def prepare(self, request: Request, body: bytes) -> Deferred[UpstreamCall]:
         if request.method != b"POST":
@@ -90,25 +92,27 @@ class MessagesStrategy(AnthropicErrors):
             raise RefuseRequest(
                 400, "the body must be a JSON object with a model", "invalid_request"
             )
-        self._payload = payload
         self._asked = payload["model"]
+        self._stream = payload.get("stream") is True
+        self._thinking = _anthropic.wants_thinking(payload)
         query = request.uri.partition(b"?")[2]
         d: Deferred[list[str]] = self._settings.catalog.ids()
-        return d.addCallback(self._call, query)
+        return d.addCallback(self._call, payload, query)
 
-    def _call(self, known: list[str], query: bytes) -> UpstreamCall:
+    def _call(self, known: list[str], payload: dict[str, Any], query: bytes) -> UpstreamCall:
         self._resolve(known)
         model = safe_model(self._asked)
+        facts = BodyFacts.of(payload)
         if self._native:
-            native = dict(self._payload, model=self._target_model)
+            native = dict(payload, model=self._target_model)
             target = b"/v1/messages" + (b"?" + query if query else b"")
-            return UpstreamCall(target, json.dumps(native).encode(), self._payload, model)
+            return UpstreamCall(target, json.dumps(native).encode(), facts, model)
         try:
-            translated = _anthropic.chat_request(self._payload, self._target_model)
+            translated = _anthropic.chat_request(payload, self._target_model)
         except TranslationError as e:
             raise RefuseRequest(400, str(e), "invalid_request") from None
         body = json.dumps(translated).encode()
-        return UpstreamCall(b"/chat/completions", body, self._payload, model)
+        return UpstreamCall(b"/chat/completions", body, facts, model)
 
     def _resolve(self, known: list[str]) -> None:
         model = resolve_model(self._asked, known, self._settings.model_map)
@@ -131,9 +135,7 @@ class MessagesStrategy(AnthropicErrors):
         if self._native:
             # Thinking needs this beta upstream; a client (or --header) that
             # names its own betas is trusted to have listed what it needs.
-            if _anthropic.wants_thinking(self._payload) and not headers.hasHeader(
-                b"anthropic-beta"
-            ):
+            if self._thinking and not headers.hasHeader(b"anthropic-beta"):
                 headers.setRawHeaders(b"anthropic-beta", [_anthropic.INTERLEAVED_THINKING])
         else:
             for name in _ANTHROPIC_ONLY:
@@ -154,7 +156,7 @@ class MessagesStrategy(AnthropicErrors):
             return Collect(request, lambda body: self._explain(options, code, body), _unreadable)
         if self._native or not ok:
             return default_sink(request, response, options)
-        if self._payload.get("stream") is not True:
+        if not self._stream:
             outgoing = request.responseHeaders
             for name in (b"content-length", b"content-type", b"content-encoding"):
                 outgoing.removeHeader(name)

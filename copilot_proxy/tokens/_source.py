@@ -14,6 +14,7 @@ from typing import Protocol
 
 from twisted.internet.defer import Deferred, succeed
 
+from ..settings import TOKEN_FILE_LIMIT, read_operator_file
 from ..wire import Secret
 
 
@@ -128,16 +129,24 @@ def token_expiry(token: str) -> float | None:
     return None
 
 
+def first_line(text: str) -> str:
+    """
+    The first line of a file's text without surrounding whitespace; lines
+    end as in Python's text files (C{\\n}, C{\\r\\n} or C{\\r}).
+    """
+    return text.replace("\r", "\n").partition("\n")[0].strip()
+
+
 def read_secret_file(path: str) -> Secret:
     """
     Read a token from a file: the first line, without surrounding whitespace.
 
     @raise ValueError: with a message naming the file (not its content) when
-        it cannot be read or holds no token.
+        it cannot be read, is not a regular file, is larger than
+        C{TOKEN_FILE_LIMIT} or holds no token.
     """
     try:
-        with open(path, encoding="utf-8") as f:
-            value = f.readline().strip()
+        value = first_line(read_operator_file(path, TOKEN_FILE_LIMIT).decode("utf-8"))
     except OSError as e:
         raise ValueError(f"cannot read token file {path}: {e.strerror}") from None
     except UnicodeDecodeError:

@@ -15,7 +15,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from ..settings import TOKEN_FILE_LIMIT, read_operator_file
 from ..wire import Secret
+from ._source import first_line
 
 TOKEN_FILE_NAME = "github-token"  # noqa: S105 - a file name
 
@@ -56,12 +58,12 @@ def stored_token_path(directory: Path) -> Path:
 def read_token_file(path: Path) -> Secret | None:
     """
     The first line of a token file, or L{None} when the file is missing,
-    unreadable or empty (a broken file is the same as none: the next
-    source in line is used).
+    unreadable, empty, not a regular file or larger than
+    C{TOKEN_FILE_LIMIT} (a broken file is the same as none: the next source
+    in line is used).
     """
     try:
-        with open(path, encoding="utf-8") as f:
-            value = f.readline().strip()
+        value = first_line(read_operator_file(path, TOKEN_FILE_LIMIT).decode("utf-8"))
     except (OSError, UnicodeDecodeError):
         return None
     if not value or not value.isascii() or not value.isprintable() or " " in value:
@@ -120,9 +122,8 @@ def editor_token(directory: Path, github_url: str) -> tuple[Secret, Path] | None
     for name in ("apps.json", "hosts.json"):
         path = directory / name
         try:
-            with open(path, encoding="utf-8") as f:
-                entries = json.load(f)
-        except (OSError, ValueError):
+            entries = json.loads(read_operator_file(path, TOKEN_FILE_LIMIT))
+        except (OSError, ValueError, RecursionError):
             continue
         if not isinstance(entries, dict):
             continue

@@ -6,6 +6,7 @@ bodies, server-sent events, log fields, outcomes.
 from ._copilot_headers import (
     DEFAULT_HEADERS,
     BodyError,
+    BodyFacts,
     CopilotHeaders,
     has_image,
     initiator,
@@ -30,16 +31,29 @@ from ._proxy_env import (
     parse_proxy_url,
     proxy_chooser,
 )
-from ._request_target import target_problem
+from ._request_target import (
+    ALLOWED_METHODS,
+    BAD_FRAMING,
+    NOT_A_FORWARD_PROXY,
+    ChunkSizeGuard,
+    framing_problem,
+    method_problem,
+    target_problem,
+)
 from ._routes import Surface, classify, upstream_target
 from ._secret import Secret
 from ._sse import Event, SSESplitter, encode
 
 __all__ = [
+    "ALLOWED_METHODS",
+    "BAD_FRAMING",
     "DEFAULT_HEADERS",
     "HOP_BY_HOP",
+    "NOT_A_FORWARD_PROXY",
     "PARSE_LIMIT",
     "BodyError",
+    "BodyFacts",
+    "ChunkSizeGuard",
     "CopilotHeaders",
     "Event",
     "ForwardProxy",
@@ -56,9 +70,11 @@ __all__ = [
     "encode",
     "error_for",
     "forward_proxy_for",
+    "framing_problem",
     "has_image",
     "initiator",
     "is_event_stream",
+    "method_problem",
     "model_from_body",
     "new_request_id",
     "openai_error",

@@ -181,6 +181,26 @@ def parse_override(text: str) -> tuple[str, str]:
 
 
 @dataclass(frozen=True)
+class BodyFacts:
+    """
+    What the Copilot headers need to know of a request body, read once: an
+    exchange keeps these two facts, not the parsed body, which can be many
+    times the size of the bytes.
+
+    @ivar initiator: C{user} or C{agent} (see L{initiator}).
+    @ivar vision: whether a message carries an image (see L{has_image}).
+    """
+
+    initiator: str = "agent"
+    vision: bool = False
+
+    @classmethod
+    def of(cls, payload: object) -> BodyFacts:
+        """The facts of a parsed JSON body (L{None} for none)."""
+        return cls(initiator(payload), has_image(payload))
+
+
+@dataclass(frozen=True)
 class CopilotHeaders:
     """
     The Copilot headers for one proxy: defaults with the operator's overrides
@@ -221,6 +241,12 @@ class CopilotHeaders:
         @param request_id: the C{x-request-id} to send (the access log's id,
             so both ends can be matched); a fresh one when L{None}.
         """
+        self.apply_facts(headers, BodyFacts.of(payload), request_id)
+
+    def apply_facts(
+        self, headers: Headers, facts: BodyFacts, request_id: str | None = None
+    ) -> None:
+        """L{apply}, from the facts of a body read earlier (see L{BodyFacts})."""
         for name, value in self.fixed:
             if name in _REPLACED or not headers.hasHeader(name):
                 headers.setRawHeaders(name, [value])
@@ -228,8 +254,8 @@ class CopilotHeaders:
             rid = request_id if request_id is not None else self.new_request_id()
             headers.setRawHeaders(b"x-request-id", [rid.encode("ascii")])
         if not headers.hasHeader(b"x-initiator"):
-            headers.setRawHeaders(b"x-initiator", [initiator(payload).encode("ascii")])
-        if has_image(payload) and not headers.hasHeader(b"copilot-vision-request"):
+            headers.setRawHeaders(b"x-initiator", [facts.initiator.encode("ascii")])
+        if facts.vision and not headers.hasHeader(b"copilot-vision-request"):
             headers.setRawHeaders(b"copilot-vision-request", [b"true"])
 
     def stale_version_message(self, upstream_text: str) -> str:

@@ -19,7 +19,7 @@ from twisted.web.iweb import IResponse
 
 from copilot_proxy.server import ProxyService
 from copilot_proxy.testing.fake_github import FakeGitHub
-from copilot_proxy.testing.fake_upstream import FakeUpstream
+from copilot_proxy.testing.fake_upstream import FakeUpstream, Received
 from copilot_proxy.upstream import BufferedBody
 
 
@@ -135,3 +135,12 @@ async def until(predicate: Any, seconds: float = 5.0, step: float = 0.01) -> Non
             raise AssertionError("condition not reached in time")
         await deferLater(reactor, step, lambda: None)
         waited += step
+
+
+def client_requests(fake: FakeUpstream) -> list[Received]:
+    """
+    What the fake received on behalf of clients: without the proxy's own
+    C{GET /models}, which routing fetches once in a while (it says
+    C{x-interaction-type: model-access}).
+    """
+    return [r for r in fake.received if r.header("x-interaction-type") != "model-access"]

@@ -94,6 +94,9 @@ class ResponseCache:
         if target.partition(b"?")[0].rstrip(b"/") not in CACHEABLE_PATHS:
             return None
         encoding = b",".join(request.requestHeaders.getRawHeaders(b"accept-encoding", ()))
+        # Anthropic clients get the list in their own shape: another entry.
+        if request.requestHeaders.hasHeader(b"anthropic-version"):
+            encoding += b";anthropic"
         return self._base() + target, encoding.replace(b" ", b"").lower()
 
     def serve(self, request: ProxyRequest, go_upstream: Callable[[ProxyRequest], None]) -> bool:

@@ -26,7 +26,7 @@ from ..metrics import ProxyMetrics
 from ..relay import BodyBudget, InFlight, RelayContext, RelayOptions
 from ..server import AdminPages, ProxyResource, ProxyService, ProxySite, listen
 from ..settings import ConfigError, ProxyConfig, pem_certificates
-from ..surfaces import MessagesSettings, ModelCatalog, route_surfaces
+from ..surfaces import ModelCatalog, RouterSettings, route_surfaces
 from ..tokens import TokenSource
 from ..upstream import Upstream
 from ..wire import CopilotHeaders
@@ -101,6 +101,26 @@ def _upstream_policy(ca: bytes | None) -> BrowserLikePolicyForHTTPS | None:
     return BrowserLikePolicyForHTTPS(trustRoot=trustRootFromCertificates(roots))
 
 
+def _relay_context(
+    reactor: Any, config: ProxyConfig, tokens: TokenSource, upstream: Upstream
+) -> RelayContext:
+    """What every exchange of this proxy shares, and the metrics that count them."""
+    inflight = InFlight()
+    return RelayContext(
+        upstream,
+        tokens,
+        reactor,
+        config.idle_timeout,
+        inflight,
+        ProxyMetrics(inflight.__len__, tokens, config.metrics_dir),
+        RelayOptions(
+            copilot=CopilotHeaders.with_overrides(config.headers),
+            sse_keepalive=config.sse_keepalive,
+        ),
+        BodyBudget(config.body_memory),
+    )
+
+
 def build_proxy(
     reactor: Any,
     config: ProxyConfig,
@@ -125,24 +145,12 @@ def build_proxy(
         _upstream_policy(config.upstream_ca),
         config.forward_proxy,
     )
-    inflight = InFlight()
-    metrics = ProxyMetrics(inflight.__len__, tokens, config.metrics_dir)
-    context = RelayContext(
-        upstream,
-        tokens,
-        reactor,
-        config.idle_timeout,
-        inflight,
-        metrics,
-        RelayOptions(
-            copilot=CopilotHeaders.with_overrides(config.headers),
-            sse_keepalive=config.sse_keepalive,
-        ),
-        BodyBudget(config.body_memory),
-    )
+    context = _relay_context(reactor, config, tokens, upstream)
+    inflight, metrics = context.inflight, context.metrics
+    assert metrics is not None
     catalog = ModelCatalog(upstream, tokens, context.options.copilot, reactor)
     make_relay = route_surfaces(
-        context, MessagesSettings(catalog, config.messages_mode, dict(config.model_map))
+        context, RouterSettings(catalog, config.messages_mode, dict(config.model_map))
     )
     gate = build_gate(reactor, access, metrics, upstream)
     admin = AdminPages(

@@ -291,10 +291,11 @@ class Options(usage.Options):
         [
             "messages-mode",
             None,
-            "translate",
-            "How POST /v1/messages is served: 'translate' (to chat/completions; works "
-            "for every model) or 'native' (Claude models go to the Copilot API's own "
-            "/v1/messages untranslated).",
+            "auto",
+            "How POST /v1/messages is served: 'auto' (the router: Claude models to the "
+            "Copilot API's own /v1/messages when it lists them), 'translate' (never "
+            "native: translated for another endpoint the model lists) or 'native' "
+            "(the same as auto).",
         ],
     ]
 

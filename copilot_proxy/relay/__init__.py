@@ -9,7 +9,7 @@ from ._exchange import Exchange
 from ._inflight import InFlight, Relay
 from ._record import record_end
 from ._sinks import BodySink, Collect, Translate
-from ._strategy import PASSTHROUGH, default_sink
+from ._strategy import PASSTHROUGH, OpenAIPassthrough, RelayStrategy, default_sink
 
 __all__ = [
     "PASSTHROUGH",
@@ -18,10 +18,12 @@ __all__ = [
     "Collect",
     "Exchange",
     "InFlight",
+    "OpenAIPassthrough",
     "RefuseRequest",
     "Relay",
     "RelayContext",
     "RelayOptions",
+    "RelayStrategy",
     "Translate",
     "UpstreamCall",
     "default_sink",

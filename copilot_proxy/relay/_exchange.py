@@ -28,9 +28,11 @@ from twisted.web.iweb import IResponse
 
 from ..web import ProxyRequest, json_answer
 from ..wire import BodyError, Outcome, client_response_headers, upstream_request_headers
+from ._budget import BodyBudget
 from ._context import RefuseRequest, RelayContext, UpstreamCall
 from ._failures import answer_for, describe
 from ._record import record_end
+from ._second_try import Again, Deliver, Discard, SecondTries
 from ._sinks import BodySink
 from ._strategy import RelayStrategy
 from ._watchdog import Watchdog
@@ -53,10 +55,8 @@ class Stage(Enum):
 
 class Exchange(Protocol):
     """
-    Relays one client request to the upstream and the answer back.
-
-    Create one per request and call L{start}; the instance also serves as the
-    upstream response body's protocol.
+    Relays one client request to the upstream and the answer back.  Create
+    one per request and call L{start}; it is also the upstream body's protocol.
     """
 
     transport: IPushProducer  # type: ignore[assignment]
@@ -77,7 +77,7 @@ class Exchange(Protocol):
         self._bytes_in = 0
         self._held = 0
         self._authorization = b""
-        self._replayed = False
+        self._tries = SecondTries(context.tokens, strategy)
         self._watchdog = Watchdog(context.reactor, context.idle_timeout, self._sent, self._idle)
 
     # Lifecycle ---------------------------------------------------------
@@ -95,19 +95,7 @@ class Exchange(Protocol):
         d.addErrback(self._no_response)
 
     def _prepare(self, authorization: bytes) -> Deferred[None]:
-        content: Any = self._request.content
-        size = content.seek(0, 2)
-        held = self._context.budget.take(size)
-        if held is None:
-            raise RefuseRequest(
-                503,
-                "the proxy holds as many large request bodies as it may at once; "
-                "retry in a moment",
-                "proxy_busy",
-            )
-        self._held = held
-        content.seek(0)
-        body: bytes = content.read()
+        body, self._held = _read_body(self._request, self._context.budget)
         self._bytes_in = len(body)
         d = maybeDeferred(self._strategy.prepare, self._request, body)
         d.addErrback(_unreadable_body)
@@ -134,12 +122,15 @@ class Exchange(Protocol):
 
     def _got_response(self, response: IResponse) -> None:
         self._pending = None
-        if response.code == 401 and not self._replayed:
-            self._replay(response)
+        again = self._tries.after(response, self._authorization)
+        if again is not None:
+            self._pending = again
+            again.addCallback(self._try_again)
+            again.addErrback(self._no_response)
             return
         if not 100 <= response.code <= 599:
             # No client can parse such a status line; the answer is dropped.
-            response.deliverBody(_Discard())
+            response.deliverBody(Discard())
             self._respond_error(
                 502,
                 f"the upstream answered with an invalid HTTP status ({response.code})",
@@ -152,11 +143,7 @@ class Exchange(Protocol):
         self._first_byte = context.reactor.seconds()
         if context.metrics is not None:
             context.metrics.first_byte(request.uri, self._first_byte - self._started)
-        request.setResponseCode(response.code, response.phrase)
-        outgoing = request.responseHeaders
-        outgoing.removeHeader(b"server")
-        for name, values in client_response_headers(response.headers):
-            outgoing.setRawHeaders(name, values)
+        _copy_head(request, response)
         sink = self._strategy.sink(request, response, context.options, self._sink_gave_up)
         self._sink = sink
         keepalive = context.options.sse_keepalive
@@ -166,30 +153,14 @@ class Exchange(Protocol):
         self._stage = Stage.DELIVERING
         response.deliverBody(self)
 
-    # The 401 replay ----------------------------------------------------
-
-    def _replay(self, refused: IResponse) -> None:
-        # The token was refused (expired early, revoked upstream): get a
-        # fresher one and send the request once more; the client never sees
-        # this 401.  Nothing has been written to the client yet.
-        self._replayed = True
-        d = self._context.tokens.refreshed_after(self._authorization)
-        self._pending = d
-        d.addCallbacks(self._resend, self._drop, callbackArgs=(refused,), errbackArgs=(refused,))
-        d.addErrback(self._no_response)
-
-    def _resend(self, fresh: bytes | None, refused: IResponse) -> Deferred[None] | None:
+    def _try_again(self, outcome: Again | Deliver) -> Deferred[None] | None:
         self._pending = None
-        if fresh is None:
-            # No fresher token to be had: the 401 goes to the client.
-            self._got_response(refused)
+        if isinstance(outcome, Deliver):
+            self._got_response(outcome.response)
             return None
-        refused.deliverBody(_Discard())
-        return self._send(fresh)
-
-    def _drop(self, failure: Failure, refused: IResponse) -> Failure:
-        refused.deliverBody(_Discard())
-        return failure
+        if outcome.call is not None:
+            self._call = outcome.call
+        return self._send(outcome.authorization)
 
     # The upstream body, as an IProtocol --------------------------------
 
@@ -199,9 +170,6 @@ class Exchange(Protocol):
         # The hot path: every upstream chunk goes straight to the sink, whose
         # write is request.write itself unless the answer is reshaped.
         self.dataReceived = self._sink.write  # type: ignore[method-assign, assignment]
-
-    def dataReceived(self, data: bytes) -> None:  # replaced in connectionMade
-        self._request.write(data)
 
     def connectionLost(self, reason: Failure = Failure(ResponseDone())) -> None:  # noqa: B008
         if self._stage is Stage.ENDED:
@@ -285,12 +253,14 @@ class Exchange(Protocol):
         elif self._stage is Stage.DELIVERING:
             self.transport.stopProducing()
 
+    def _give_up(self, outcome: Outcome, why: str) -> None:
+        if self._stage is not Stage.ENDED:
+            _log.warn("{why}; giving up", why=why)
+            self._outcome = outcome
+            self._stop_upstream()
+
     def _sink_gave_up(self) -> None:
-        if self._stage is Stage.ENDED:
-            return
-        _log.warn("the upstream body could not be read; the answer is cut")
-        self._outcome = Outcome.UPSTREAM_ERROR
-        self._stop_upstream()
+        self._give_up(Outcome.UPSTREAM_ERROR, "the upstream body could not be read")
 
     # Timers ------------------------------------------------------------
 
@@ -298,14 +268,8 @@ class Exchange(Protocol):
         return int(self._request.sentLength)
 
     def _idle(self) -> None:
-        if self._stage is Stage.ENDED:
-            return
-        _log.warn(
-            "upstream sent nothing for {seconds:g} s; giving up",
-            seconds=self._context.idle_timeout,
-        )
-        self._outcome = Outcome.TIMEOUT
-        self._stop_upstream()
+        seconds = self._context.idle_timeout
+        self._give_up(Outcome.TIMEOUT, f"upstream sent nothing for {seconds:g} s")
 
     def _ping(self, data: bytes) -> bool:
         sink = self._sink
@@ -336,8 +300,36 @@ class Exchange(Protocol):
             received=self._bytes_in,
             ttfb=None if self._first_byte is None else self._first_byte - self._started,
             duration=now - self._started,
-            model=self._call.model if self._call is not None else None,
+            model=self._call.model if self._call is not None else self._strategy.model,
         )
+
+
+def _read_body(request: ProxyRequest, budget: BodyBudget) -> tuple[bytes, int]:
+    """
+    The request body, once it fits in C{budget}, and what it holds of it.
+
+    @raise RefuseRequest: 503, when it does not fit now.
+    """
+    content: Any = request.content
+    held = budget.take(content.seek(0, 2))
+    if held is None:
+        raise RefuseRequest(
+            503,
+            "the proxy holds as many large request bodies as it may at once; retry in a moment",
+            "proxy_busy",
+        )
+    content.seek(0)
+    body: bytes = content.read()
+    return body, held
+
+
+def _copy_head(request: ProxyRequest, response: IResponse) -> None:
+    """The upstream status and the headers that cross, onto the client's answer."""
+    request.setResponseCode(response.code, response.phrase)
+    outgoing = request.responseHeaders
+    outgoing.removeHeader(b"server")
+    for name, values in client_response_headers(response.headers):
+        outgoing.setRawHeaders(name, values)
 
 
 def _unreadable_body(failure: Failure) -> Failure:
@@ -353,13 +345,3 @@ def _unreadable_body(failure: Failure) -> Failure:
     else:
         message = f"the request body is not a request this surface can read ({describe(failure)})"
     return Failure(RefuseRequest(400, message, "invalid_request"))
-
-
-class _Discard(Protocol):
-    """Reads a response body nobody wants, so its connection is released."""
-
-    def dataReceived(self, data: bytes) -> None:
-        pass
-
-    def connectionLost(self, reason: Failure = Failure(ResponseDone())) -> None:  # noqa: B008
-        pass

@@ -67,6 +67,21 @@ class RelayStrategy(Protocol):
     def error_body(self, status: int, message: str, code: str) -> bytes:
         """The JSON body of an error the proxy makes itself."""
 
+    @property
+    def model(self) -> str | None:
+        """The model asked for, once read (checked to look like one), for the log."""
+
+    @property
+    def reroutes(self) -> bool:
+        """Whether an upstream 400 should be shown to L{reroute} first."""
+
+    def reroute(self, status: int, body: bytes) -> UpstreamCall | None:
+        """
+        After an upstream refusal (its status and small body), nothing having
+        reached the client yet: the call to send instead, once, or L{None} to
+        pass the refusal on.
+        """
+
 
 def default_sink(request: Request, response: IResponse, options: RelayOptions) -> BodySink:
     """
@@ -121,6 +136,12 @@ class OpenAIPassthrough:
 
     def error_body(self, status: int, message: str, code: str) -> bytes:
         return openai_error(message, "proxy_error", code)
+
+    reroutes = False
+    model = None
+
+    def reroute(self, status: int, body: bytes) -> UpstreamCall | None:
+        return None
 
 
 #: The strategy of every OpenAI-surface exchange (it holds no state).

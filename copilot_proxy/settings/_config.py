@@ -30,9 +30,14 @@ class ConfigError(ValueError):
 class MessagesMode(str, Enum):
     """How C{POST /v1/messages} is served (C{--messages-mode})."""
 
-    #: Every model through chat/completions, translated both ways.
+    #: The router decides: Claude models to the upstream's own
+    #: C{/v1/messages} when the catalog lists it, untranslated.
+    AUTO = "auto"
+    #: Anthropic clients are never sent to native C{/v1/messages}: their
+    #: requests are translated for another endpoint the model lists (the
+    #: behaviour before the router; kept for those who set it).
     TRANSLATE = "translate"
-    #: Claude models to the upstream's own C{/v1/messages}, untranslated.
+    #: The same as L{AUTO} (the name before the router).
     NATIVE = "native"
 
     def __str__(self) -> str:
@@ -74,7 +79,7 @@ class ProxyConfig:
     headers: tuple[tuple[str, str], ...] = ()
     sse_keepalive: float | None = 15.0
     body_memory: int | None = 256 * 1024 * 1024
-    messages_mode: MessagesMode = MessagesMode.TRANSLATE
+    messages_mode: MessagesMode = MessagesMode.AUTO
     model_map: tuple[tuple[str, str], ...] = ()
     metrics_dir: str | None = None
 

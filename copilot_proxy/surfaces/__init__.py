@@ -14,18 +14,23 @@ from ._anthropic import (
 )
 from ._catalog import ModelCatalog
 from ._dispatch import route_surfaces
-from ._messages import MessagesSettings
 from ._model_names import parse_model_map, resolve_model
+from ._routed import RouterSettings
+from ._routing import ModelEntry, choose, is_endpoint_refusal, parse_catalog
 
 __all__ = [
-    "MessagesSettings",
     "MessagesStream",
     "ModelCatalog",
+    "ModelEntry",
+    "RouterSettings",
     "StreamTranslator",
     "TranslationError",
     "chat_request",
+    "choose",
     "estimate_tokens",
+    "is_endpoint_refusal",
     "message_response",
+    "parse_catalog",
     "parse_model_map",
     "resolve_model",
     "route_surfaces",

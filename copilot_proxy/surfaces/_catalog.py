@@ -1,6 +1,7 @@
 """
-The model ids the Copilot API lists at C{GET /models}, fetched once and kept
-for a while, so that Anthropic model names can be mapped to them.
+The models the Copilot API lists at C{GET /models}, fetched once and kept
+for a while: their ids (Anthropic model names are mapped to them) and their
+entries (which endpoints each accepts, what it supports).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from twisted.web.iweb import IResponse
 from ..tokens import TokenSource
 from ..upstream import Upstream
 from ..wire import CopilotHeaders, upstream_request_headers
+from ._routing import ModelEntry, parse_catalog
 
 _log = Logger(namespace="copilot_proxy")
 
@@ -29,14 +31,6 @@ FRESH_SECONDS = 600.0
 RETRY_SECONDS = 30.0
 #: How long a fetch may take.
 FETCH_TIMEOUT = 30.0
-
-
-def model_ids(document: Any) -> list[str]:
-    """The ids of a C{/models} answer (OpenAI list shape); [] for anything else."""
-    data = document.get("data") if isinstance(document, dict) else None
-    if not isinstance(data, list):
-        return []
-    return [str(m["id"]) for m in data if isinstance(m, dict) and isinstance(m.get("id"), str)]
 
 
 class ModelCatalog:
@@ -60,22 +54,30 @@ class ModelCatalog:
         self._tokens = tokens
         self._copilot = copilot
         self._reactor = reactor
-        self._ids: list[str] = []
+        self._entries: dict[str, ModelEntry] = {}
         self._until = 0.0
-        self._waiters: list[Deferred[list[str]]] = []
+        self._waiters: list[Deferred[dict[str, ModelEntry]]] = []
 
     def ids(self) -> Deferred[list[str]]:
         """The listed model ids (C{[]} when unknown)."""
+        return self.entries().addCallback(list)
+
+    def entries(self) -> Deferred[dict[str, ModelEntry]]:
+        """The listed models by id (empty when unknown)."""
         if self._reactor.seconds() < self._until:
-            return succeed(list(self._ids))
-        d: Deferred[list[str]] = Deferred(self._forget)
+            return succeed(dict(self._entries))
+        d: Deferred[dict[str, ModelEntry]] = Deferred(self._forget)
         first = not self._waiters
         self._waiters.append(d)
         if first:
             self._fetch()
         return d
 
-    def _forget(self, d: Deferred[list[str]]) -> None:
+    def refresh(self) -> None:
+        """Fetch the list again at the next look (an endpoint was refused)."""
+        self._until = min(self._until, self._reactor.seconds())
+
+    def _forget(self, d: Deferred[dict[str, ModelEntry]]) -> None:
         if d in self._waiters:
             self._waiters.remove(d)
 
@@ -88,6 +90,9 @@ class ModelCatalog:
     def _request(self, authorization: bytes) -> Deferred[bytes]:
         headers = upstream_request_headers(Headers(), authorization)
         self._copilot.apply(headers, None)
+        # The editor names the model-list call so (the 2026 notes' 5.3).
+        for name in (b"openai-intent", b"x-interaction-type"):
+            headers.setRawHeaders(name, [b"model-access"])
         d = self._upstream.request(b"GET", b"/models", headers, b"")
         return d.addCallback(self._read)
 
@@ -101,17 +106,17 @@ class ModelCatalog:
 
     def _fetched(self, body: bytes) -> None:
         try:
-            ids = model_ids(json.loads(body))
+            entries = parse_catalog(json.loads(body))
         except Exception:
             # Too deep, ill-typed, not JSON: an upstream body is untrusted, and
             # every waiter must be answered whatever it held.
-            ids = []
-        if ids:
-            self._ids = ids
+            entries = {}
+        if entries:
+            self._entries = entries
             self._until = self._reactor.seconds() + FRESH_SECONDS
         else:
             self._until = self._reactor.seconds() + RETRY_SECONDS
-        self._deliver(ids)
+        self._deliver(entries)
 
     def _failed(self, failure: Any) -> None:
         _log.warn(
@@ -119,12 +124,12 @@ class ModelCatalog:
             reason=str(failure.value).strip()[:200] or type(failure.value).__name__,
         )
         self._until = self._reactor.seconds() + RETRY_SECONDS
-        self._deliver(list(self._ids))
+        self._deliver(dict(self._entries))
 
-    def _deliver(self, ids: list[str]) -> None:
+    def _deliver(self, entries: dict[str, ModelEntry]) -> None:
         waiters, self._waiters = self._waiters, []
         for d in waiters:
-            d.callback(list(ids))
+            d.callback(dict(entries))
 
 
 # A model list larger than this is not read (a real one is tens of kB).

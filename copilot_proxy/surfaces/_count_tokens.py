@@ -10,7 +10,7 @@ from typing import Any
 
 from ..relay import RelayContext, record_end
 from ..web import ProxyRequest, json_answer
-from ..wire import BodyError, Outcome, anthropic_error, parse_json_body
+from ..wire import BodyError, Outcome, anthropic_error, parse_json_body, safe_model
 from . import _anthropic
 from ._anthropic import TranslationError
 
@@ -28,8 +28,12 @@ class CountTokens:
         content: Any = request.content
         content.seek(0)
         body: bytes = content.read()
+        model = None
         try:
-            count = _anthropic.estimate_tokens(parse_json_body(body))
+            payload = parse_json_body(body)
+            if isinstance(payload, dict):
+                model = safe_model(payload.get("model"))
+            count = _anthropic.estimate_tokens(payload)
         except (TranslationError, BodyError) as e:
             answer = json_answer(request, 400, anthropic_error(400, str(e)))
             outcome = Outcome.REFUSED
@@ -49,6 +53,7 @@ class CountTokens:
             self._context.metrics,
             received=len(body),
             duration=self._context.reactor.seconds() - started,
+            model=model,
         )
 
     def abort(self) -> None:

@@ -4,13 +4,38 @@ hand without a Copilot account::
 
     python -m copilot_proxy.testing.fake_upstream --port 9000
 
-It streams chat-completion chunks as server-sent events, records every request
-it receives, and misbehaves on request.  How each request is answered comes
-from C{x-fake-*} request headers (which a proxy forwards like any other), so
-one running fake serves many test cases:
+It behaves like the Copilot API of 2026 (C{../shared/notes/copilot-api-2026.md}
+section 7 is the checklist), records every request it receives, and
+misbehaves on request.
+
+What it serves:
+    - C{GET /models}: the 2026 catalog (L{MODELS}, entries in
+      L{CATALOG_2026}), each model with its C{supported_endpoints} or none;
+    - C{POST /chat/completions}: one C{chat.completion}, or with
+      C{"stream": true} chat-completion chunks; C{usage} (OpenAI shape) and
+      C{copilot_usage} on the answer and the last chunk;
+    - C{POST /responses}: one C{response}, or the Responses event sequence
+      (reasoning item, text deltas, function calls, a terminal event);
+    - C{POST /v1/messages}: the native Anthropic surface, one C{message} or
+      the event sequence (L{native_events}): thinking signed by the fake,
+      text, tool use, C{copilot_usage};
+    - C{POST .../embeddings}: an embedding list.
+
+What it refuses, with the bodies the real service sends (L{_fake_rules}): a
+model on an endpoint its catalog entry does not list (no list means Chat
+Completions only) or a disabled or L{UNKNOWN_MODEL_IDS} model (400); a
+C{reasoning_effort} on Chat Completions for a model that declares none; on
+Messages, a thinking block whose signature it did not issue, and assistant
+prefill.  Ids the catalog does not list at all are served everywhere, as by
+the 2025 fake.  Every 2xx carries the quota headers (C{rem} falling with each
+model call), and every answer C{x-request-id} and C{x-github-request-id}.
+
+How each request is answered comes from C{x-fake-*} request headers (which a
+proxy forwards like any other), so one running fake serves many test cases:
 
     - C{x-fake-events} (5), C{x-fake-interval} (seconds, 0), C{x-fake-bytes}
-      (content bytes per event, 16): the shape of a stream;
+      (content bytes per event, 16): the shape of a stream (on Responses the
+      number and size of its text deltas, on Messages their number);
     - C{x-fake-status}: answer this status with an OpenAI-style JSON error
       (and C{Retry-After: 7} for 429 and 503);
     - C{x-fake-mode}: C{hang} (never answer), C{stall} (send headers and
@@ -24,18 +49,18 @@ one running fake serves many test cases:
     - C{x-fake-delay}: seconds before a C{GET /models} is answered;
     - C{x-fake-script: tools}: stream text, then a tool call whose arguments
       come in two pieces, C{finish_reason: tool_calls} and a usage-only chunk
-      (L{TOOL_SCRIPT}), one event per C{x-fake-interval}.
+      (L{TOOL_SCRIPT}), one event per C{x-fake-interval}; on Responses and
+      Messages, one call even without C{tools} in the request;
+      C{parallel-tools}: two calls in one turn (Responses, Messages);
+    - C{x-fake-terminal}: how a Responses stream ends: C{completed},
+      C{incomplete}, C{failed}, C{error} (an C{error} event) or C{none} (the
+      body ends without a terminal event);
+    - C{x-fake-refusal}: which endpoint refusal body to answer
+      (C{unsupported}, C{responses-api}, C{model-not-supported}).
 
 Like the real service, it answers 400 to a request that lacks the Copilot
 editor headers (C{copilot-integration-id}, C{editor-version},
 C{editor-plugin-version}) unless C{require_copilot_headers} is off.
-C{POST .../embeddings} gets an embedding list, C{POST /v1/messages} (the
-native Anthropic surface) one Anthropic C{message}, or with C{"stream": true}
-the Anthropic event sequence (L{native_events}), one event per
-C{x-fake-interval}.
-
-A request with C{"stream": true} in its JSON body gets SSE; other POSTs get one
-C{chat.completion}; C{GET /models} a model list.
 """
 
 from __future__ import annotations
@@ -55,6 +80,68 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request, Site
 from zope.interface import implementer
 
+from ._catalog_2026 import (
+    CATALOG_2026,
+    CHAT,
+    MESSAGES,
+    MODELS,
+    RESPONSES,
+    UNKNOWN_MODEL_IDS,
+    catalog_entry,
+    endpoints_of,
+    serves,
+    supports,
+)
+from ._fake_messages import (
+    messages_refusal,
+    native_events,
+    native_message,
+    native_stream_text,
+    thinking_signature,
+)
+from ._fake_responses import (
+    ANSWER_TEXT,
+    TERMINALS,
+    encrypted_reasoning,
+    plan_turn,
+    response_body,
+    response_events,
+)
+from ._fake_rules import (
+    REFUSAL_SHAPES,
+    Tokens,
+    copilot_usage,
+    endpoint_of_path,
+    endpoint_refusal,
+    openai_usage,
+    parse_quota,
+    quota_headers,
+    reasoning_effort_refusal,
+)
+
+__all__ = [
+    "ACCEPTED_TOKEN",
+    "CATALOG_2026",
+    "COPILOT_HEADERS",
+    "MODELS",
+    "REFUSAL_SHAPES",
+    "TERMINALS",
+    "TOOL_SCRIPT",
+    "UNKNOWN_MODEL_IDS",
+    "FakeUpstream",
+    "Received",
+    "catalog_entry",
+    "chat_stream_text",
+    "chunk_event",
+    "encrypted_reasoning",
+    "endpoints_of",
+    "native_events",
+    "native_stream_text",
+    "parse_quota",
+    "serves",
+    "thinking_signature",
+]
+
 ACCEPTED_TOKEN = "fake-copilot-token"
 
 #: Headers the fake insists on, as the Copilot API does.
@@ -73,6 +160,8 @@ class Received:
     peer_port: int = 0
     events_sent: int = 0
     finished: bool = False
+    #: The status the fake answered (200 unless it refused or failed it).
+    status: int = 200
     connection_lost: Deferred[None] = field(default_factory=Deferred, repr=False)
 
     def header(self, name: str) -> str | None:
@@ -112,11 +201,39 @@ def chunk_event(index: int, content: str, model: str = "gpt-4o") -> bytes:
     return b"data: " + json.dumps(chunk).encode() + b"\n\n"
 
 
-FINAL_EVENTS = (
-    b'data: {"id":"chatcmpl-fake","object":"chat.completion.chunk","choices":'
-    b'[{"index":0,"delta":{},"finish_reason":"stop"}]}\n\n'
-    b"data: [DONE]\n\n"
-)
+def chat_stream_text(events: int = 5, size: int = 16) -> str:
+    """The text a chat stream (and a Responses stream) tells for these shape headers."""
+    return "".join(_content(i, size) for i in range(events))
+
+
+def _final_chat_events(payload: dict[str, Any], events: int) -> bytes:
+    """
+    The finishing chunk, with Copilot's C{copilot_usage}; a usage-only chunk
+    when C{stream_options.include_usage} asks for one; C{[DONE]}.
+    """
+    model = str(payload.get("model", "gpt-4o"))
+    tokens = Tokens(5, events)
+    final = {
+        **_script_chunk({}, "stop"),
+        "id": "chatcmpl-fake",
+        "copilot_usage": copilot_usage(model, tokens),
+    }
+    out = b"data: " + json.dumps(final).encode() + b"\n\n"
+    options = payload.get("stream_options")
+    if isinstance(options, dict) and options.get("include_usage") is True:
+        usage = {**_script_chunk(None), "id": "chatcmpl-fake", "usage": openai_usage(tokens)}
+        out += b"data: " + json.dumps(usage).encode() + b"\n\n"
+    return out + b"data: [DONE]\n\n"
+
+
+def _split(frames: list[bytes], split: bool) -> list[tuple[bytes, bool]]:
+    """Pacing pieces: each event whole, or in two with the cut inside it."""
+    if not split:
+        return [(frame, True) for frame in frames]
+    pieces: list[tuple[bytes, bool]] = []
+    for frame in frames:
+        pieces += [(frame[:10], False), (frame[10:], True)]
+    return pieces
 
 
 @implementer(IPushProducer)
@@ -166,7 +283,15 @@ class _FakeResource(Resource):
         self._fake = fake
 
     def render(self, request: Request) -> bytes | int:
-        return self._fake.handle(request)
+        try:
+            return self._fake.handle(request)
+        except (TypeError, AttributeError, KeyError, ValueError) as e:
+            # The real API answers a body of the wrong shape with a 400 (never
+            # an HTML page): so does the fake, whatever part of it tripped.
+            request.setResponseCode(400)
+            request.setHeader(b"content-type", b"application/json")
+            error = {"message": f"invalid request body: {e}", "code": "invalid_request_body"}
+            return json.dumps({"error": error}).encode()
 
 
 class FakeUpstream:
@@ -180,6 +305,8 @@ class FakeUpstream:
         accepted, each until its expiry (POSIX seconds); a fake GitHub adds
         the tokens it hands out.
     @ivar bulk_sent: body bytes handed to the socket in C{bulk} mode.
+    @ivar model_calls: model requests answered 2xx so far; the quota headers'
+        C{rem} falls with each.
     """
 
     def __init__(
@@ -195,6 +322,9 @@ class FakeUpstream:
         self.received: list[Received] = []
         self.bulk_sent = 0
         self.bulk_pauses = 0
+        self.model_calls = 0
+        self._started = float(reactor.seconds())
+        self._answers = 0
         self._arrivals: list[Deferred[Received]] = []
         # Bodies are recorded as sent: no form parsing (nor its 400s).
         self.site = Site(_FakeResource(self), reactor=reactor, parsePOSTFormSubmission=False)
@@ -211,6 +341,47 @@ class FakeUpstream:
     # Answering ---------------------------------------------------------
 
     def handle(self, request: Request) -> bytes | int:
+        received = self._record(request)
+        self._stamp_ids(request, received)
+        refused = self._gate(request, received)
+        if refused is not None:
+            return refused
+        try:
+            payload = json.loads(received.body) if received.body else {}
+        except ValueError:
+            payload = {}
+        if not isinstance(payload, dict):
+            payload = {}
+        endpoint = endpoint_of_path(received.path) if received.method == "POST" else None
+        if endpoint is not None:
+            refusal = self._refusal(received, endpoint, payload)
+            if refusal is not None:
+                return self._refuse(request, received, refusal)
+            self.model_calls += 1
+        for name, value in quota_headers(self.model_calls, self._started):
+            request.setHeader(name.encode(), value.encode())
+        mode = received.header("x-fake-mode") or ""
+        if mode == "hang":
+            return NOT_DONE_YET
+        if mode == "echo":
+            return self._json(request, self._describe(received))
+        if mode == "gzip":
+            request.setHeader(b"content-encoding", b"gzip")
+            return gzip.compress(self._json(request, MODELS))
+        if mode == "bulk":
+            total = int(received.header("x-fake-bytes") or 1 << 20)
+            request.setHeader(b"content-type", b"application/octet-stream")
+            _BulkBody(request, total, self).start()
+            return NOT_DONE_YET
+        if request.method == b"GET" and received.path.rstrip("/").endswith("/models"):
+            delay = received.header("x-fake-delay")
+            if delay is not None:
+                self._answer_later(request, float(delay), self._json(request, MODELS))
+                return NOT_DONE_YET
+            return self._json(request, MODELS)
+        return self._answer(request, received, endpoint, payload, mode)
+
+    def _record(self, request: Request) -> Received:
         content: Any = request.content
         content.seek(0)
         body: bytes = content.read()
@@ -227,16 +398,26 @@ class FakeUpstream:
         arrivals, self._arrivals = self._arrivals, []
         for d in arrivals:
             d.callback(received)
+        return received
 
+    def _stamp_ids(self, request: Request, received: Received) -> None:
+        """Every answer names itself, as the service's do."""
+        self._answers += 1
+        request_id = received.header("x-request-id") or f"fake-request-{self._answers}"
+        request.setHeader(b"x-request-id", request_id.encode())
+        request.setHeader(b"x-github-request-id", f"FAKE:{self._answers:08X}".encode())
+
+    def _gate(self, request: Request, received: Received) -> bytes | None:
+        """The refusals that come before the request is read: auth, headers, a forced status."""
         if self.accepted is not None:
             expiry = self.accepted.get(received.token or "")
             if expiry is None or self.reactor.seconds() >= expiry:
                 return self._error(request, 401, "unauthorized: token expired")
         elif self.require_token is not None:
-            if headers.get("authorization") != [f"Bearer {self.require_token}"]:
+            if received.headers.get("authorization") != [f"Bearer {self.require_token}"]:
                 return self._error(request, 401, "unauthorized: token expired")
         if self.require_copilot_headers:
-            missing = [name for name in COPILOT_HEADERS if name not in headers]
+            missing = [name for name in COPILOT_HEADERS if name not in received.headers]
             if missing:
                 return self._error(
                     request, 400, "bad request: missing editor headers " + ", ".join(missing)
@@ -244,42 +425,56 @@ class FakeUpstream:
         status = received.header("x-fake-status")
         if status is not None:
             return self._error(request, int(status), f"fake error {status}")
-        mode = received.header("x-fake-mode") or ""
-        if mode == "hang":
-            return NOT_DONE_YET
-        if mode == "echo":
-            return self._json(request, self._describe(received))
-        if mode == "gzip":
-            request.setHeader(b"content-encoding", b"gzip")
-            return gzip.compress(self._json(request, MODELS))
-        if mode == "bulk":
-            total = int(received.header("x-fake-bytes") or 1 << 20)
-            request.setHeader(b"content-type", b"application/octet-stream")
-            _BulkBody(request, total, self).start()
-            return NOT_DONE_YET
-        if request.method == b"GET" and path.rstrip("/").endswith("/models"):
-            delay = received.header("x-fake-delay")
-            if delay is not None:
-                self._answer_later(request, float(delay), self._json(request, MODELS))
+        return None
+
+    def _refusal(
+        self, received: Received, endpoint: str, payload: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        """The 400 body the 2026 service answers this model request with, if any."""
+        model = payload.get("model")
+        if isinstance(model, str):
+            refusal = endpoint_refusal(model, endpoint, received.header("x-fake-refusal"))
+            if refusal is not None:
+                return refusal
+        if endpoint == CHAT:
+            return reasoning_effort_refusal(payload)
+        if endpoint == MESSAGES:
+            return messages_refusal(payload)
+        return None
+
+    def _refuse(self, request: Request, received: Received, body: dict[str, Any]) -> bytes:
+        request.setResponseCode(400)
+        received.status = 400
+        return self._json(request, body)
+
+    def _answer(
+        self,
+        request: Request,
+        received: Received,
+        endpoint: str | None,
+        payload: dict[str, Any],
+        mode: str,
+    ) -> bytes | int:
+        script = received.header("x-fake-script")
+        streamed = payload.get("stream") is True
+        if endpoint == MESSAGES:
+            if streamed:
+                frames = native_events(payload, _events_asked(received), script)
+                split = received.header("x-fake-split") is not None
+                self._paced(request, received, _split(frames, split))
                 return NOT_DONE_YET
-            return self._json(request, MODELS)
-        try:
-            payload = json.loads(body) if body else {}
-        except ValueError:
-            payload = {}
-        if isinstance(payload, dict) and payload.get("stream") is True:
-            if path.rstrip("/").endswith("/v1/messages"):
-                self._paced(
-                    request,
-                    received,
-                    [(e, True) for e in native_events(payload, _events_asked(received))],
-                )
+            return self._json(request, native_message(payload, script))
+        if endpoint == RESPONSES:
+            if streamed:
+                self._responses_stream(request, received, payload, mode)
                 return NOT_DONE_YET
-            self._stream(request, received, mode)
+            turn = plan_turn(payload, [ANSWER_TEXT], script, _reasons(payload))
+            terminal = received.header("x-fake-terminal") or "completed"
+            return self._json(request, response_body(turn, terminal))
+        if streamed:
+            self._stream(request, received, payload, mode)
             return NOT_DONE_YET
-        if path.rstrip("/").endswith("/v1/messages"):
-            return self._json(request, _native_message(payload))
-        if path.rstrip("/").endswith("/embeddings"):
+        if received.path.rstrip("/").endswith("/embeddings"):
             return self._json(request, _embeddings(payload))
         return self._json(request, _completion(payload))
 
@@ -306,6 +501,7 @@ class FakeUpstream:
 
     def _error(self, request: Request, code: int, message: str) -> bytes:
         request.setResponseCode(code)
+        self.received[-1].status = code
         if code in (429, 503):
             request.setHeader(b"retry-after", b"7")
         request.setHeader(b"x-fake-upstream", b"1")
@@ -367,27 +563,66 @@ class FakeUpstream:
 
         send(0)
 
-    def _stream(self, request: Request, received: Received, mode: str) -> None:
+    def _stream(
+        self, request: Request, received: Received, payload: dict[str, Any], mode: str
+    ) -> None:
         """A chat-completion stream shaped by the C{x-fake-*} headers."""
         pieces: list[tuple[bytes, bool]] = []
         if received.header("x-fake-script") == "tools":
-            pieces = [(b"data: " + json.dumps(e).encode() + b"\n\n", True) for e in TOOL_SCRIPT]
+            script = [*TOOL_SCRIPT[:-1], _with_copilot_usage(TOOL_SCRIPT[-1], payload)]
+            pieces = [(b"data: " + json.dumps(e).encode() + b"\n\n", True) for e in script]
             pieces.append((b"data: [DONE]\n\n", False))
             mode = "finish"
         else:
             size = int(received.header("x-fake-bytes") or 16)
-            split = received.header("x-fake-split") is not None
-            for i in range(int(received.header("x-fake-events") or 5)):
-                event = chunk_event(i, _content(i, size))
-                if split:
-                    pieces += [(event[:10], False), (event[10:], True)]
-                else:
-                    pieces.append((event, True))
+            events = _events_asked(received)
+            frames = [chunk_event(i, _content(i, size)) for i in range(events)]
+            pieces = _split(frames, received.header("x-fake-split") is not None)
             if mode not in ("stall", "reset"):
-                pieces.append((FINAL_EVENTS, False))
+                pieces.append((_final_chat_events(payload, events), False))
                 mode = "finish"
         content_type = received.header("x-fake-content-type") or "text/event-stream"
         self._paced(request, received, pieces, mode, content_type.encode())
+
+    def _responses_stream(
+        self, request: Request, received: Received, payload: dict[str, Any], mode: str
+    ) -> None:
+        """
+        A Responses event stream: C{x-fake-events} text deltas of
+        C{x-fake-bytes} each (the chat stream's text), ended as
+        C{x-fake-terminal} says; C{x-fake-mode: stall} or C{reset} drop the
+        terminal event and then stall or reset.
+        """
+        size = int(received.header("x-fake-bytes") or 16)
+        deltas = [_content(i, size) for i in range(_events_asked(received))]
+        turn = plan_turn(payload, deltas, received.header("x-fake-script"), _reasons(payload))
+        terminal = received.header("x-fake-terminal") or "completed"
+        end = mode if mode in ("stall", "reset") else "finish"
+        if end != "finish":
+            terminal = "none"
+        frames = response_events(turn, terminal)
+        split = received.header("x-fake-split") is not None
+        self._paced(request, received, _split(frames, split), end)
+
+
+def _reasons(payload: dict[str, Any]) -> bool:
+    """Whether the model reasons before it answers (as GPT-5.x do: they declare efforts)."""
+    declared = supports(str(payload.get("model"))) or {}
+    return bool(declared.get("reasoning_effort"))
+
+
+def _with_copilot_usage(chunk: dict[str, Any], payload: dict[str, Any]) -> dict[str, Any]:
+    usage = chunk["usage"]
+    tokens = Tokens(
+        usage["prompt_tokens"],
+        usage["completion_tokens"],
+        usage["prompt_tokens_details"]["cached_tokens"],
+    )
+    return {**chunk, "copilot_usage": copilot_usage(str(payload.get("model", "gpt-4o")), tokens)}
+
+
+def _events_asked(received: Received) -> int:
+    return int(received.header("x-fake-events") or 5)
 
 
 def _content(index: int, size: int) -> str:
@@ -409,7 +644,8 @@ def _completion(payload: Any) -> dict[str, Any]:
                 "finish_reason": "stop",
             }
         ],
-        "usage": {"prompt_tokens": 5, "completion_tokens": 4, "total_tokens": 9},
+        "usage": openai_usage(Tokens(5, 4)),
+        "copilot_usage": copilot_usage(str(model), Tokens(5, 4)),
     }
 
 
@@ -449,96 +685,6 @@ TOOL_SCRIPT: list[dict[str, Any]] = [
 ]
 
 
-def _native_message(payload: Any) -> dict[str, Any]:
-    model = payload.get("model", "claude-sonnet-4") if isinstance(payload, dict) else "?"
-    return {
-        "id": "msg_native",
-        "type": "message",
-        "role": "assistant",
-        "model": model,
-        "content": [{"type": "text", "text": "Hello natively."}],
-        "stop_reason": "end_turn",
-        "stop_sequence": None,
-        "usage": {"input_tokens": 3, "output_tokens": 2},
-    }
-
-
-def _events_asked(received: Received) -> int:
-    return int(received.header("x-fake-events") or 5)
-
-
-def _sse(kind: str, data: dict[str, Any]) -> bytes:
-    return b"event: " + kind.encode() + b"\ndata: " + json.dumps(data).encode() + b"\n\n"
-
-
-def native_events(payload: Any, deltas: int) -> list[bytes]:
-    """
-    The native Anthropic stream for a Messages request, one SSE event per
-    item: C{message_start}, a C{thinking} block when the request asked for
-    thinking, a text block of C{deltas} C{text_delta}s (C{"tok0 "},
-    C{"tok1 "}, ...), C{message_delta} and C{message_stop}.
-    """
-    thinking = payload.get("thinking") if isinstance(payload, dict) else None
-    message = {**_native_message(payload), "content": [], "stop_reason": None}
-    message["usage"] = {"input_tokens": 3, "output_tokens": 1}
-    events = [_sse("message_start", {"type": "message_start", "message": message})]
-    index = 0
-    if isinstance(thinking, dict) and thinking.get("type") != "disabled":
-        block = {"type": "thinking", "thinking": "", "signature": ""}
-        events += [
-            _sse(
-                "content_block_start",
-                {"type": "content_block_start", "index": 0, "content_block": block},
-            ),
-            _sse(
-                "content_block_delta",
-                {
-                    "type": "content_block_delta",
-                    "index": 0,
-                    "delta": {"type": "thinking_delta", "thinking": "Pondering."},
-                },
-            ),
-            _sse(
-                "content_block_delta",
-                {
-                    "type": "content_block_delta",
-                    "index": 0,
-                    "delta": {"type": "signature_delta", "signature": "sig-fake"},
-                },
-            ),
-            _sse("content_block_stop", {"type": "content_block_stop", "index": 0}),
-        ]
-        index = 1
-    text_block = {"type": "text", "text": ""}
-    events.append(
-        _sse(
-            "content_block_start",
-            {"type": "content_block_start", "index": index, "content_block": text_block},
-        )
-    )
-    for i in range(deltas):
-        delta = {"type": "text_delta", "text": f"tok{i} "}
-        events.append(
-            _sse(
-                "content_block_delta",
-                {"type": "content_block_delta", "index": index, "delta": delta},
-            )
-        )
-    events += [
-        _sse("content_block_stop", {"type": "content_block_stop", "index": index}),
-        _sse(
-            "message_delta",
-            {
-                "type": "message_delta",
-                "delta": {"stop_reason": "end_turn", "stop_sequence": None},
-                "usage": {"output_tokens": deltas},
-            },
-        ),
-        _sse("message_stop", {"type": "message_stop"}),
-    ]
-    return events
-
-
 def _embeddings(payload: Any) -> dict[str, Any]:
     texts = payload.get("input", []) if isinstance(payload, dict) else []
     if isinstance(texts, str):
@@ -552,20 +698,6 @@ def _embeddings(payload: Any) -> dict[str, Any]:
         "model": payload.get("model", "text-embedding-3-small"),
         "usage": {"prompt_tokens": len(texts), "total_tokens": len(texts)},
     }
-
-
-MODELS: dict[str, Any] = {
-    "object": "list",
-    "data": [
-        {"id": model_id, "object": "model", "vendor": vendor, "name": model_id}
-        for model_id, vendor in (
-            ("gpt-4o", "Azure OpenAI"),
-            ("gpt-4.1", "Azure OpenAI"),
-            ("claude-sonnet-4", "Anthropic"),
-            ("text-embedding-3-small", "Azure OpenAI"),
-        )
-    ],
-}
 
 
 def main(argv: list[str] | None = None, run: Callable[[], None] | None = None) -> None:

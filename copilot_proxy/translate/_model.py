@@ -137,6 +137,8 @@ class Request:
     @ivar response_format: an OpenAI C{response_format} (JSON schema).
     @ivar extra: fields of the source shape with no neutral meaning, kept
         for an encoder of the same shape (passthrough of unknown options).
+    @ivar source: the shape the request was decoded from, if a decoder says
+        so: an encoder adds C{extra} only to a request of its own shape.
     """
 
     model: str
@@ -156,6 +158,7 @@ class Request:
     user: str | None = None
     response_format: JSON | None = None
     extra: JSON = field(default_factory=dict)
+    source: Shape | None = None
 
 
 class Stop(str, Enum):

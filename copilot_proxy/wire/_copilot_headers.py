@@ -28,9 +28,11 @@ from typing import Any
 
 from twisted.web.http_headers import Headers
 
-EDITOR_VERSION = "vscode/1.104.3"
-PLUGIN_VERSION = "copilot-chat/0.38.2"
-API_VERSION = "2025-10-01"
+# The 2026 values (the 2026 notes' 5.1 and 5.2): what the editor integration
+# sent by mid-2026, with the API version that gives the tiered prices.
+EDITOR_VERSION = "vscode/1.124.2"
+PLUGIN_VERSION = "copilot-chat/0.52.0"
+API_VERSION = "2026-06-01"
 
 #: The headers sent unless the client or C{--header} says otherwise, as
 #: (lower-case name, value).  The version headers are the ones that go stale.
@@ -38,9 +40,10 @@ DEFAULT_HEADERS: tuple[tuple[str, str], ...] = (
     ("copilot-integration-id", "vscode-chat"),
     ("editor-version", EDITOR_VERSION),
     ("editor-plugin-version", PLUGIN_VERSION),
-    ("user-agent", "GitHubCopilotChat/0.38.2"),
+    ("user-agent", "GitHubCopilotChat/0.52.0"),
     ("x-github-api-version", API_VERSION),
     ("openai-intent", "conversation-agent"),
+    ("x-interaction-type", "conversation-agent"),
     ("x-vscode-user-agent-library-version", "electron-fetch"),
 )
 
@@ -253,6 +256,9 @@ class CopilotHeaders:
         if not headers.hasHeader(b"x-request-id"):
             rid = request_id if request_id is not None else self.new_request_id()
             headers.setRawHeaders(b"x-request-id", [rid.encode("ascii")])
+        if not headers.hasHeader(b"x-agent-task-id"):
+            # The editor sends its request id as the agent task id too.
+            headers.setRawHeaders(b"x-agent-task-id", headers.getRawHeaders(b"x-request-id", []))
         if not headers.hasHeader(b"x-initiator"):
             headers.setRawHeaders(b"x-initiator", [facts.initiator.encode("ascii")])
         if facts.vision and not headers.hasHeader(b"copilot-vision-request"):

@@ -17,7 +17,7 @@ from twisted.logger import formatEvent
 from copilot_proxy.access import AccessConfig, RequestLimits, parse_keys_env
 from copilot_proxy.testing.fake_upstream import ACCEPTED_TOKEN
 
-from .._helpers import Upstream, fetch, send, stream_request, timeout
+from .._helpers import Upstream, client_requests, fetch, send, stream_request, timeout
 from .._raw import connect, exchange
 
 ALICE = "sk-alice-0123456789abcdef"
@@ -204,7 +204,7 @@ async def test_slowloris_is_dropped_while_a_stream_goes_on(
     assert not collector.done.called, "the stream should outlive the slow client"
     await timeout(collector.done, 10)
     assert collector.complete and collector.body.endswith(b"data: [DONE]\n\n")
-    assert [r.path for r in upstream.fake.received] == ["/chat/completions"]
+    assert [r.path for r in client_requests(upstream.fake)] == ["/chat/completions"]
 
 
 @pytest_twisted.ensureDeferred

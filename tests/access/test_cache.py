@@ -25,6 +25,15 @@ from .._helpers import Upstream, fetch, timeout, until
 KEY = "sk-alice-0123456789abcdef"
 
 
+def _ids() -> list[str]:
+    return [m["id"] for m in MODELS["data"]]
+
+
+def _listed(body: bytes) -> list[str]:
+    """The ids of a model list as a client gets it (annotated by the proxy)."""
+    return [m["id"] for m in json.loads(body)["data"]]
+
+
 def _cached(make_proxy: Any, upstream: Upstream, **access: Any) -> tuple[Any, Clock]:
     proxy = make_proxy(upstream.url, access=AccessConfig(cache_ttl=300, **access))
     clock = Clock()
@@ -40,7 +49,7 @@ async def test_models_are_served_from_memory_with_age_until_the_ttl(
 ) -> None:
     proxy, clock = _cached(make_proxy, upstream)
     first, body = await fetch(proxy.url + "/models")
-    assert first.code == 200 and json.loads(body) == MODELS
+    assert first.code == 200 and _listed(body) == _ids()
     assert not first.headers.hasHeader(b"age")
     clock.advance(42)
     again, cached = await fetch(proxy.url + "/v1/models")
@@ -65,7 +74,7 @@ async def test_twenty_concurrent_misses_make_one_upstream_request(
     ]
     answers = await timeout(gatherResults(misses), 10)
     assert [r.code for r, _ in answers] == [200] * 20
-    assert all(json.loads(body) == MODELS for _, body in answers)
+    assert all(_listed(body) == _ids() for _, body in answers)
     assert len(upstream.fake.received) == 1
 
 

@@ -14,7 +14,7 @@ from twisted.internet.defer import Deferred, gatherResults
 from copilot_proxy.access import AccessConfig, Rate, parse_keys_env
 from copilot_proxy.testing.fake_upstream import FakeUpstream, Received
 
-from .._helpers import Upstream, fetch, send, stream_request, timeout, until
+from .._helpers import Upstream, client_requests, fetch, send, stream_request, timeout, until
 
 ALICE = "sk-alice-0123456789abcdef"
 BOB = "sk-bob-0123456789abcdef00"
@@ -36,7 +36,11 @@ class Concurrency:
         self.fake.next_request().addCallback(self._arrived)
 
     def _arrived(self, received: Received) -> None:
-        busy = [r for r in self.fake.received if not r.finished and not r.connection_lost.called]
+        busy = [
+            r
+            for r in client_requests(self.fake)
+            if not r.finished and not r.connection_lost.called
+        ]
         self.most = max(self.most, len(busy))
         self._watch()
 
@@ -111,7 +115,7 @@ async def test_a_full_queue_refuses_and_a_client_that_leaves_gives_back_its_plac
     waiting.cancel()
     waiting.addErrback(lambda _: None)
     await until(lambda: gate.waiting == 0)
-    assert len(upstream.fake.received) == 1
+    assert len(client_requests(upstream.fake)) == 1
 
 
 @pytest_twisted.ensureDeferred
@@ -155,7 +159,7 @@ async def test_max_streams_with_wait_serves_everyone_two_at_a_time(
     for response, collector in results:
         await timeout(collector.done, 10)
         assert response.code == 200 and collector.complete
-    assert len(upstream.fake.received) == 6
+    assert len(client_requests(upstream.fake)) == 6
     assert watch.most <= 2
 
 
@@ -223,4 +227,4 @@ async def test_stopping_answers_waiting_requests_503_and_lets_streams_finish(
     await timeout(stream.done)
     assert stream.complete
     await timeout(stopped, 10)
-    assert len(upstream.fake.received) == 1
+    assert len(client_requests(upstream.fake)) == 1

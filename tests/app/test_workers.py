@@ -29,7 +29,7 @@ class _Twistd(Twistd):
         return [int(p) for p in re.findall(r"worker \d+ started, pid (\d+)", self.text)]
 
 
-async def _start(upstream: Upstream, workers: int) -> tuple[Any, _Twistd, str]:
+async def start_with_workers(upstream: Upstream, workers: int) -> tuple[Any, _Twistd, str]:
     port = free_port()
     watch = _Twistd.spawn(
         [
@@ -44,7 +44,7 @@ async def _start(upstream: Upstream, workers: int) -> tuple[Any, _Twistd, str]:
     return watch.process, watch, url
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -56,7 +56,7 @@ def _alive(pid: int) -> bool:
 
 @pytest_twisted.ensureDeferred
 async def test_workers_serve_the_port_get_sighup_and_stop_together(upstream: Upstream) -> None:
-    process, watch, url = await _start(upstream, workers=2)
+    process, watch, url = await start_with_workers(upstream, workers=2)
     [worker] = watch.worker_pids()
     try:
         # Both processes answer on the one port: health names the pid that
@@ -74,7 +74,7 @@ async def test_workers_serve_the_port_get_sighup_and_stop_together(upstream: Ups
 
         process.signalProcess("TERM")
         assert await timeout(watch.ended, 20) == 0, watch.text
-        await until(lambda: not _alive(worker), 10)
+        await until(lambda: not process_alive(worker), 10)
     finally:
         if watch.ended.called is False:
             process.signalProcess("KILL")
@@ -83,14 +83,14 @@ async def test_workers_serve_the_port_get_sighup_and_stop_together(upstream: Ups
 
 @pytest_twisted.ensureDeferred
 async def test_worker_stops_when_its_supervisor_is_killed(upstream: Upstream) -> None:
-    process, watch, url = await _start(upstream, workers=2)
+    process, watch, url = await start_with_workers(upstream, workers=2)
     [worker] = watch.worker_pids()
     try:
         process.signalProcess("KILL")
         await timeout(watch.ended, 10)
-        await until(lambda: not _alive(worker), 15)
+        await until(lambda: not process_alive(worker), 15)
     finally:
-        if _alive(worker):
+        if process_alive(worker):
             os.kill(worker, signal.SIGKILL)
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest_twisted
 
 from .._helpers import Upstream, fetch, stream_request, timeout, until
-from ..app.test_workers import _alive, _start
+from ..app.test_workers import process_alive, start_with_workers
 from ..server.test_admin import requests_of, samples
 
 
@@ -23,7 +23,7 @@ async def _chat(url: str) -> None:
 
 @pytest_twisted.ensureDeferred
 async def test_metrics_sum_every_worker_whoever_answers(upstream: Upstream) -> None:
-    process, watch, url = await _start(upstream, workers=2)
+    process, watch, url = await start_with_workers(upstream, workers=2)
     [worker] = watch.worker_pids()
     environ = Path(f"/proc/{worker}/environ").read_bytes().split(b"\0")
     (directory,) = [
@@ -43,7 +43,7 @@ async def test_metrics_sum_every_worker_whoever_answers(upstream: Upstream) -> N
     finally:
         process.signalProcess("TERM")
         assert await timeout(watch.ended, 20) == 0, watch.text
-    await until(lambda: not _alive(worker), 10)
+    await until(lambda: not process_alive(worker), 10)
     assert {requests_of(s, "POST", "chat_completions", "2xx") for s in scrapes} == {10}
     last = scrapes[-1]
     assert last[("copilot_proxy_in_flight", ())] == 0

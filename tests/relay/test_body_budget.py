@@ -14,7 +14,7 @@ from twisted.internet.defer import Deferred
 
 from copilot_proxy.relay import BodyBudget
 
-from .._helpers import Upstream, fetch, send, until
+from .._helpers import Upstream, client_requests, fetch, send, until
 
 _MIB = 1024 * 1024
 
@@ -66,7 +66,7 @@ async def test_a_large_body_past_the_bound_gets_a_503_and_the_bound_frees_when_i
     headers, body = _large("hang")
     d = Deferred.fromCoroutine(send(proxy.url + "/v1/chat/completions", b"POST", headers, body))
     d.addErrback(lambda _: None)
-    await until(lambda: len(upstream.fake.received) == 1)
+    await until(lambda: len(client_requests(upstream.fake)) == 1)
     headers, body = _large()
     response, answer = await fetch(proxy.url + "/v1/chat/completions", b"POST", headers, body)
     assert response.code == 503

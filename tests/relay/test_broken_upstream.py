@@ -154,11 +154,12 @@ async def test_a_model_list_nested_too_deep_answers_every_waiter(
     upstream, url = evil
     upstream.models = list(SCRIPTS["models-deep"])
     proxy = make_proxy(url, idle_timeout=5.0)
-    # The list is unusable: the name passes through unmapped and is asked for.
+    # The list is unusable: the name passes through unmapped, and the model is
+    # asked on the client's own endpoint.
     code, _, body, complete = await _post(proxy, "/v1/messages", "message-str", _messages(False))
     assert complete
     assert code in (200, 502)
-    assert ("/chat/completions", "message-str") in upstream.received
+    assert ("/v1/messages", "message-str") in upstream.received
 
 
 # 8. Encoded bodies are never written into -----------------------------------

@@ -19,10 +19,19 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Site
 from zope.interface import implementer
 
-from copilot_proxy.relay import PASSTHROUGH, Exchange, InFlight, RelayContext, RelayOptions
+from copilot_proxy.relay import (
+    PASSTHROUGH,
+    Exchange,
+    InFlight,
+    OpenAIPassthrough,
+    RelayContext,
+    RelayOptions,
+    RelayStrategy,
+    UpstreamCall,
+)
 from copilot_proxy.tokens import StaticToken
 from copilot_proxy.web import ProxyRequest
-from copilot_proxy.wire import Secret
+from copilot_proxy.wire import BodyFacts, Secret
 
 _TOKEN = "tid=first;exp=9999999999"
 _FRESH = "tid=fresh;exp=9999999999"
@@ -108,7 +117,12 @@ class _Tokens(StaticToken):
 class _Harness:
     """One channel, one site whose resource starts an exchange per request."""
 
-    def __init__(self, idle_timeout: float = 60.0, keepalive: float | None = None) -> None:
+    def __init__(
+        self,
+        idle_timeout: float = 60.0,
+        keepalive: float | None = None,
+        strategy: RelayStrategy = PASSTHROUGH,
+    ) -> None:
         self.clock = Clock()
         self.upstream = _Upstream()
         self.tokens = _Tokens()
@@ -128,7 +142,7 @@ class _Harness:
             isLeaf = True
 
             def render(self, request: ProxyRequest) -> int:
-                exchange = Exchange(request, harness.context, PASSTHROUGH)
+                exchange = Exchange(request, harness.context, strategy)
                 harness.exchanges.append(exchange)
                 exchange.start()
                 return NOT_DONE_YET
@@ -305,3 +319,52 @@ def test_abort_cuts_the_client_and_the_upstream() -> None:
     h.inflight.abort_all()
     assert response.transport.state == "stopped"
     assert h.client.disconnected or h.client.disconnecting
+
+
+class _Rerouting(OpenAIPassthrough):
+    """Sends a refused request once more, to another target."""
+
+    reroutes = True
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[int, bytes]] = []
+
+    def reroute(self, status: int, body: bytes) -> UpstreamCall | None:
+        self.seen.append((status, body))
+        if b"endpoint" not in body:
+            return None
+        return UpstreamCall(b"/responses", b"{}", BodyFacts(), "gpt-5.4")
+
+
+def test_an_endpoint_refusal_is_sent_once_more_elsewhere_before_the_client_sees_it() -> None:
+    strategy = _Rerouting()
+    h = _Harness(strategy=strategy)
+    h.send()
+    refusal = b'{"error":{"message":"not accessible via the /chat/completions endpoint"}}'
+    refused = _Response(400, {b"content-type": b"application/json"}, len(refusal))
+    h.upstream.answer(refused)
+    refused.send(refusal)
+    refused.end()
+    assert strategy.seen == [(400, refusal)]
+    assert [call[1] for call in h.upstream.calls] == [b"/chat/completions", b"/responses"]
+    ok = _Response(200, {b"content-type": b"application/json"}, 2)
+    h.upstream.answer(ok)
+    ok.send(b"{}")
+    ok.end()
+    assert h.answered().startswith(b"HTTP/1.1 200 ")
+
+
+def test_a_refusal_the_strategy_keeps_reaches_the_client_as_it_came() -> None:
+    strategy = _Rerouting()
+    h = _Harness(strategy=strategy)
+    h.send()
+    refusal = b'{"error":{"message":"bad request"}}'
+    refused = _Response(400, {b"content-type": b"application/json"}, len(refusal))
+    h.upstream.answer(refused)
+    refused.send(refusal)
+    refused.end()
+    assert len(h.upstream.calls) == 1
+    head, _, body = h.answered().partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400 ")
+    assert body == refusal
+    assert len(h.inflight) == 0

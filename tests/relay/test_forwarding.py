@@ -13,7 +13,16 @@ import pytest_twisted
 
 from copilot_proxy.testing.fake_upstream import ACCEPTED_TOKEN, MODELS
 
-from .._helpers import Proxy, Upstream, fetch, send, stream_request, timeout, until
+from .._helpers import (
+    Proxy,
+    Upstream,
+    client_requests,
+    fetch,
+    send,
+    stream_request,
+    timeout,
+    until,
+)
 
 
 @pytest_twisted.ensureDeferred
@@ -167,7 +176,7 @@ async def test_upstream_connections_are_reused(proxy: Proxy, upstream: Upstream)
     headers, body = stream_request(events=2)
     await fetch(proxy.url + "/chat/completions", b"POST", headers, body)
     ports = {r.peer_port for r in upstream.fake.received}
-    assert len(upstream.fake.received) == 4
+    assert len(client_requests(upstream.fake)) == 4
     assert len(ports) == 1, ports
 
 

@@ -9,19 +9,28 @@ import json
 from typing import Any, cast
 
 import anthropic
+import pytest
 import pytest_twisted
 from twisted.internet import reactor
 from twisted.internet.interfaces import IReactorFromThreads
 from twisted.internet.threads import blockingCallFromThread
 
 from copilot_proxy.settings import MessagesMode
-from copilot_proxy.testing.fake_upstream import Received, native_events
+from copilot_proxy.testing.fake_upstream import Received, native_events, thinking_signature
 from copilot_proxy.wire import DEFAULT_HEADERS
 
 from .._helpers import Proxy, Upstream, fetch, send, timeout, until
 from .test_openai_surface import in_thread
 
 MODEL = "claude-sonnet-4-20250514"
+
+
+@pytest.fixture
+def proxy(make_proxy: Any, upstream: Upstream) -> Proxy:
+    # Most tests here prove the translation to Chat Completions: translate
+    # mode keeps Claude models off native Messages, which the catalog lists.
+    translating: Proxy = make_proxy(upstream.url, messages_mode=MessagesMode.TRANSLATE)
+    return translating
 
 
 def _client(proxy: Proxy) -> anthropic.Anthropic:
@@ -426,7 +435,7 @@ async def test_native_thinking_is_forwarded_with_the_interleaved_thinking_beta(
     message = await in_thread(run)
     assert [block.type for block in message.content] == ["thinking", "text"]
     assert message.content[0].thinking == "Pondering."
-    assert message.content[0].signature == "sig-fake"
+    assert message.content[0].signature == thinking_signature("Pondering.")
     received = _native_exchange(upstream)
     assert json.loads(received.body)["thinking"] == thinking
     assert received.headers["anthropic-beta"] == ["interleaved-thinking-2025-05-14"]

@@ -138,6 +138,9 @@ def test_request_translation_keeps_what_chat_completions_can_carry() -> None:
         {
             "role": "assistant",
             "content": "Let me add.",
+            # A signed thinking block goes back as Copilot's reasoning fields.
+            "reasoning_text": "hmm",
+            "reasoning_opaque": "x",
             "tool_calls": [
                 {
                     "id": "toolu_1",
@@ -185,7 +188,7 @@ def test_tool_choice_maps(choice: Any, expected: Any) -> None:
     [
         [],
         {"messages": "hi"},
-        {"messages": [{"role": "system", "content": "x"}]},
+        {"messages": [{"role": "tool", "content": "x"}]},
         {"messages": [3]},
     ],
 )
@@ -360,10 +363,19 @@ def test_upstream_error_mid_stream_ends_with_an_error_event() -> None:
 
 def test_stream_without_done_still_ends_the_message() -> None:
     stream = MessagesStream("m")
-    out = stream.feed(b'data: {"choices":[{"index":0,"delta":{"content":"Hi"}}]}')
+    chunk = b'data: {"choices":[{"index":0,"delta":{"content":"Hi"},"finish_reason":"stop"}]}'
+    out = stream.feed(chunk)
     assert out.count(b"event: ") == 0  # the event is not complete yet
     out += stream.end()
     assert out.endswith(b'event: message_stop\ndata: {"type":"message_stop"}\n\n')
+
+
+def test_stream_ending_without_a_finish_reason_ends_with_an_error() -> None:
+    stream = MessagesStream("m")
+    out = stream.feed(b'data: {"choices":[{"index":0,"delta":{"content":"Hi"}}]}\n\n')
+    out += stream.end()
+    names = [line[7:] for line in out.decode().splitlines() if line.startswith("event: ")]
+    assert names == ["message_start", "content_block_start", "content_block_delta", "error"]
 
 
 def test_empty_stream_is_still_a_message() -> None:

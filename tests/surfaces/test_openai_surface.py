@@ -103,7 +103,11 @@ async def test_v1_alias_is_forwarded_without_v1(proxy: Proxy, upstream: Upstream
         ("/v1/responses", ("/responses", "")),
         ("/v1/elsewhere", ("/v1/elsewhere", "")),
     ):
-        await fetch(proxy.url + path, b"POST", {}, _chat("hi"))
+        body = _chat("hi")
+        if path == "/v1/responses":
+            # Routed by its model: one that lists /responses goes there.
+            body = json.dumps({"model": "gpt-5.4", "input": "hi"}).encode()
+        await fetch(proxy.url + path, b"POST", {}, body)
         received = upstream.fake.received[-1]
         assert (received.path, received.query) == expected, path
 

@@ -30,6 +30,7 @@ from copilot_proxy.tokens import (
 from .._helpers import (
     GitHub,
     Upstream,
+    client_requests,
     fetch,
     port_number,
     send,
@@ -136,7 +137,7 @@ async def test_serves_across_token_lifetimes_each_request_with_the_current_token
         await _sleep(reactor, 0.05)
     await timeout(stream.done, 10)
     assert stream.complete and stream.body.endswith(b"data: [DONE]\n\n")
-    received = upstream.fake.received
+    received = client_requests(upstream.fake)
     # No request was ever refused and replayed: each carried a live token.
     assert len(received) == sent
     assert len(github.fake.issued) >= 6
@@ -160,7 +161,7 @@ async def test_upstream_401_is_healed_by_one_refresh_and_one_replay(
         url + "/chat/completions", b"POST", {"content-type": "application/json"}, body
     )
     assert response.code == 200, answer
-    first, replay = upstream.fake.received
+    first, replay = client_requests(upstream.fake)
     assert first.token == github.fake.issued[0]
     assert replay.token == github.fake.issued[1]
     assert first.body == replay.body == body
@@ -177,7 +178,7 @@ async def test_a_second_401_passes_through(
     response, answer = await _ask(url)
     assert response.code == 401
     assert "token expired" in _error(answer)["message"]
-    assert len(upstream.fake.received) == 2
+    assert len(client_requests(upstream.fake)) == 2
 
 
 @pytest_twisted.ensureDeferred

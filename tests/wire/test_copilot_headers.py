@@ -110,7 +110,7 @@ def test_defaults_added_and_client_headers_win() -> None:
 
 def test_client_user_agent_is_replaced() -> None:
     headers = _apply(CopilotHeaders(), {b"user-agent": b"curl/8.0"}, None)
-    assert headers.getRawHeaders(b"user-agent") == [b"GitHubCopilotChat/0.38.2"]
+    assert headers.getRawHeaders(b"user-agent") == [b"GitHubCopilotChat/0.52.0"]
 
 
 def test_client_initiator_wins() -> None:

@@ -1,6 +1,7 @@
 """
-The client API shapes beyond plain passthrough: Anthropic Messages, its
-translation, model names, the model catalog.
+The client surfaces and where each request goes: the model catalog, the
+routing rule, the routed strategy that translates when it must, the model
+list, token counts.
 """
 
 from ._anthropic import (

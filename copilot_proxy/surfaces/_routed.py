@@ -105,23 +105,33 @@ class RoutedStrategy:
     # The request -------------------------------------------------------
 
     def prepare(self, request: Request, body: bytes) -> Deferred[UpstreamCall]:
-        anthropic = self._client is Shape.MESSAGES
-        if anthropic and request.method != b"POST":
+        if self._client is Shape.MESSAGES and request.method != b"POST":
             raise RefuseRequest(405, "use POST /v1/messages", "method_not_allowed")
-        payload = parse_json_body(body) if request.method == b"POST" else None
+        self._request = request
+        if request.method != b"POST":
+            return succeed(self._as_it_came(body, None))
+        # The catalog first (it is almost always at hand), then the body is
+        # parsed and routed at once: no parsed body waits for a catalog fetch.
+        d: Deferred[dict[str, ModelEntry]] = self._settings.catalog.entries()
+        return d.addCallback(self._read, body)
+
+    def _read(self, entries: dict[str, ModelEntry], body: bytes) -> UpstreamCall:
+        payload = parse_json_body(body)
         if not isinstance(payload, dict) or not isinstance(payload.get("model"), str):
-            if anthropic:
+            if self._client is Shape.MESSAGES:
                 raise RefuseRequest(
                     400, "the body must be a JSON object with a model", "invalid_request"
                 )
-            # Not a request this proxy can route: the upstream judges it.
-            model = model_from_body(body, request.getHeader(b"content-type"))
-            target = upstream_target(request.uri)
-            return succeed(UpstreamCall(target, body, BodyFacts.of(payload), model))
-        self._request = request
+            return self._as_it_came(body, payload)
         self._asked = payload["model"]
-        d: Deferred[dict[str, ModelEntry]] = self._settings.catalog.entries()
-        return d.addCallback(self._route, payload, body)
+        return self._route(entries, payload, body)
+
+    def _as_it_came(self, body: bytes, payload: object) -> UpstreamCall:
+        # Not a request this proxy can route: the upstream judges it.
+        request = self._request
+        assert request is not None
+        model = model_from_body(body, request.getHeader(b"content-type"))
+        return UpstreamCall(upstream_target(request.uri), body, BodyFacts.of(payload), model)
 
     def _route(
         self, entries: dict[str, ModelEntry], payload: dict[str, Any], body: bytes

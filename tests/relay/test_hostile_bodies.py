@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import pytest_twisted
 
-from .._helpers import Proxy, Upstream, fetch
+from .._helpers import Proxy, Upstream, client_requests, fetch
 
 _DEEP = b'{"model":"gpt-4o","messages":' + b"[" * 5000 + b"]" * 5000 + b"}"
 _DEEP_MESSAGES = (
@@ -40,7 +40,7 @@ async def test_deep_json_on_an_openai_path_is_a_400_in_openai_shape(
     assert code == 400
     assert body["error"]["code"] == "invalid_request"
     assert "nested too deeply" in body["error"]["message"]
-    assert upstream.fake.received == []
+    assert client_requests(upstream.fake) == []
     assert proxy.service.in_flight == 0
 
 

@@ -104,6 +104,35 @@ def reasoning_effort_refusal(payload: dict[str, Any]) -> dict[str, Any] | None:
     return REASONING_EFFORT_REFUSED
 
 
+#: The longest C{safety_identifier} and C{prompt_cache_key} C{/responses} takes.
+MAX_IDENTIFIER = 64
+
+
+def identifier_refusal(payload: dict[str, Any]) -> dict[str, Any] | None:
+    """
+    The 400 body for a C{/responses} C{safety_identifier} or
+    C{prompt_cache_key} over L{MAX_IDENTIFIER} characters, in the words of
+    OpenAI's Responses API, which refuses them so (as Azure's does; the
+    clients of 2026 cap their keys for it).  No Copilot capture: inferred.
+    """
+    for name in ("safety_identifier", "prompt_cache_key"):
+        value = payload.get(name)
+        if isinstance(value, str) and len(value) > MAX_IDENTIFIER:
+            message = (
+                f"Invalid '{name}': string too long. Expected a string with maximum length "
+                f"{MAX_IDENTIFIER}, but got a string with length {len(value)} instead."
+            )
+            return {
+                "error": {
+                    "message": message,
+                    "type": "invalid_request_error",
+                    "param": name,
+                    "code": "string_above_max_length",
+                }
+            }
+    return None
+
+
 @dataclass(frozen=True)
 class Tokens:
     """What one answer counts, from which every usage shape is derived."""

@@ -25,10 +25,12 @@ What it refuses, with the bodies the real service sends (L{_fake_rules}): a
 model on an endpoint its catalog entry does not list (no list means Chat
 Completions only) or a disabled or L{UNKNOWN_MODEL_IDS} model (400); a
 C{reasoning_effort} on Chat Completions for a model that declares none; on
-Messages, a thinking block whose signature it did not issue, and assistant
-prefill.  Ids the catalog does not list at all are served everywhere, as by
-the 2025 fake.  Every 2xx carries the quota headers (C{rem} falling with each
-model call), and every answer C{x-request-id} and C{x-github-request-id}.
+Responses, a C{safety_identifier} or C{prompt_cache_key} over 64 characters;
+on Messages, a thinking block whose signature it did not issue, and
+assistant prefill.  Ids the catalog does not list at all are served
+everywhere, as by the 2025 fake.  Every 2xx carries the quota headers
+(C{rem} falling with each model call), and every answer C{x-request-id} and
+C{x-github-request-id}.
 
 How each request is answered comes from C{x-fake-*} request headers (which a
 proxy forwards like any other), so one running fake serves many test cases:
@@ -113,6 +115,7 @@ from ._fake_rules import (
     copilot_usage,
     endpoint_of_path,
     endpoint_refusal,
+    identifier_refusal,
     openai_usage,
     parse_quota,
     quota_headers,
@@ -440,6 +443,8 @@ class FakeUpstream:
             return reasoning_effort_refusal(payload)
         if endpoint == MESSAGES:
             return messages_refusal(payload)
+        if endpoint == RESPONSES:
+            return identifier_refusal(payload)
         return None
 
     def _refuse(self, request: Request, received: Received, body: dict[str, Any]) -> bytes:

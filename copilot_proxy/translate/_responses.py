@@ -15,6 +15,7 @@ L{copilot_proxy.translate._responses_stream}.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from typing import Any
@@ -57,6 +58,10 @@ EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh")
 
 #: The Responses API refuses a C{max_output_tokens} below this.
 MIN_OUTPUT_TOKENS = 16
+
+#: The longest C{safety_identifier} and C{prompt_cache_key} the Responses API
+#: takes; a longer one is a 400 C{string_above_max_length}.
+MAX_IDENTIFIER = 64
 
 _TEXT_PARTS = ("input_text", "output_text", "text")
 _SYSTEM_ROLES = ("system", "developer")
@@ -388,12 +393,26 @@ def encode_request(request: Request, model: str, caps: Capabilities) -> JSON:
     if fmt is not None:
         body["text"] = {"format": fmt}
     if request.user:
-        body["safety_identifier"] = request.user
-        body["prompt_cache_key"] = request.user
+        identifier = _identifier(request.user)
+        body["safety_identifier"] = identifier
+        body["prompt_cache_key"] = identifier
     body["stream"] = request.stream
     body["store"] = False
     body["include"] = ["reasoning.encrypted_content"]
     return body
+
+
+def _identifier(user: str) -> str:
+    """
+    A user id as the Responses API takes it: as it is when it fits
+    L{MAX_IDENTIFIER} bytes, else its SHA-256 in hex (64 characters), which
+    keeps one id per user for caching and abuse tracking.  Claude Code's
+    C{metadata.user_id}, a JSON object of device, account and session ids,
+    is about 150 characters.
+    """
+    if len(user.encode()) <= MAX_IDENTIFIER:
+        return user
+    return hashlib.sha256(user.encode()).hexdigest()
 
 
 def _output_limit(asked: int | None, caps: Capabilities) -> int | None:

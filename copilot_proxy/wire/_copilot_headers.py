@@ -54,6 +54,9 @@ VERSION_HEADERS: tuple[str, ...] = (
     "x-github-api-version",
 )
 
+# Client headers that name a conversation: Claude Code's and Codex's.
+_SESSION_HEADERS = (b"x-claude-code-session-id", b"session_id", b"session-id")
+
 #: Headers no C{--header} may set: the proxy owns them.
 RESERVED: frozenset[str] = frozenset(
     {"authorization", "host", "content-length", "transfer-encoding", "connection"}
@@ -256,6 +259,14 @@ class CopilotHeaders:
         if not headers.hasHeader(b"x-request-id"):
             rid = request_id if request_id is not None else self.new_request_id()
             headers.setRawHeaders(b"x-request-id", [rid.encode("ascii")])
+        if not headers.hasHeader(b"x-interaction-id"):
+            # Stable per conversation, as the editor sends it, when the
+            # client names its session (Claude Code, Codex).
+            for name in _SESSION_HEADERS:
+                session = headers.getRawHeaders(name)
+                if session:
+                    headers.setRawHeaders(b"x-interaction-id", [session[-1]])
+                    break
         if not headers.hasHeader(b"x-agent-task-id"):
             # The editor sends its request id as the agent task id too.
             headers.setRawHeaders(b"x-agent-task-id", headers.getRawHeaders(b"x-request-id", []))

@@ -358,6 +358,36 @@ def test_max_output_tokens_is_kept_within_what_the_api_takes() -> None:
     assert "max_output_tokens" not in CODEC.encode_request(_request(), "m", GPT)
 
 
+#: Claude Code's C{metadata.user_id}: a JSON object, far over 64 characters.
+CLAUDE_CODE_USER_ID = json.dumps(
+    {
+        "device_id": "434d16ef6392bb0b4e2e56af005c83cb30cfbd35f7ec302a3f24086abf3898ff",
+        "account_uuid": "",
+        "session_id": "c3925dd7-d446-4f22-8b0b-9f412b93f3ac",
+    },
+    separators=(",", ":"),
+)
+
+
+def test_a_user_id_over_64_characters_goes_as_its_digest() -> None:
+    # The Responses API refuses a safety_identifier or prompt_cache_key over
+    # 64 characters (400 string_above_max_length): Claude Code's user id
+    # would fail every request to a Responses-only model.
+    body = CODEC.encode_request(_request(user=CLAUDE_CODE_USER_ID), "m", GPT)
+    digest = body["safety_identifier"]
+    assert len(digest) == 64 and digest == body["prompt_cache_key"]
+    assert CLAUDE_CODE_USER_ID not in json.dumps(body)
+    again = CODEC.encode_request(_request(user=CLAUDE_CODE_USER_ID), "m", GPT)
+    assert again["prompt_cache_key"] == digest  # stable, so the prompt cache still hits
+    other = CODEC.encode_request(_request(user=CLAUDE_CODE_USER_ID + " "), "m", GPT)
+    assert other["prompt_cache_key"] != digest
+    fits = "u" * 64
+    body = CODEC.encode_request(_request(user=fits), "m", GPT)
+    assert (body["safety_identifier"], body["prompt_cache_key"]) == (fits, fits)
+    wide = "é" * 40  # 40 characters, 80 bytes
+    assert len(CODEC.encode_request(_request(user=wide), "m", GPT)["safety_identifier"]) == 64
+
+
 def test_a_request_survives_the_round_trip() -> None:
     request = _request(
         system=["sys"],

@@ -256,3 +256,13 @@ def test_bad_surface_options_are_config_errors(argv: list[str]) -> None:
     options.parseOptions(argv)
     with pytest.raises(ConfigError):
         config_from(options, {"COPILOT_TOKEN": "t"})
+
+
+def test_a_client_session_becomes_the_stable_interaction_id() -> None:
+    headers = Headers({b"x-claude-code-session-id": [b"sess-1"]})
+    CopilotHeaders().apply(headers, None, "rid-1")
+    assert headers.getRawHeaders(b"x-interaction-id") == [b"sess-1"]
+    assert headers.getRawHeaders(b"x-agent-task-id") == [b"rid-1"]
+    own = Headers({b"x-interaction-id": [b"mine"], b"session_id": [b"s"]})
+    CopilotHeaders().apply(own, None)
+    assert own.getRawHeaders(b"x-interaction-id") == [b"mine"]

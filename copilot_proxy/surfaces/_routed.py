@@ -4,12 +4,13 @@ request to an endpoint its model lists, translating when that endpoint is not
 the client's own shape.
 
 The client's shape, when the model lists it, is passthrough: the body goes as
-it came and the answer comes back untouched, with no per-chunk work.  Else the
-request is decoded into the neutral model and encoded for the chosen
-endpoint, and the answer is translated back as it streams.  An upstream 400
-that says the endpoint is wrong marks that pair refused, refreshes the
-catalog, and the exchange sends the request once more elsewhere, before
-anything reached the client.
+it came (less any reasoning this proxy made for another endpoint, which this
+one would refuse) and the answer comes back untouched, with no per-chunk
+work.  Else the request is decoded into the neutral model and encoded for
+the chosen endpoint, and the answer is translated back as it streams.  An
+upstream 400 that says the endpoint is wrong marks that pair refused,
+refreshes the catalog, and the exchange sends the request once more
+elsewhere, before anything reached the client.
 """
 
 from __future__ import annotations
@@ -184,6 +185,11 @@ class RoutedStrategy:
         facts = BodyFacts.of(payload)
         logged = safe_model(self._asked)
         if self._endpoint is self._client:
+            # Reasoning this proxy made for another endpoint (the client
+            # switched models) is refused here: it goes, the rest as it came.
+            own = codec_for(self._client).without_foreign_carriers(payload)
+            if own is not None:
+                payload, body = own, json.dumps(own).encode()
             if self._client is not Shape.MESSAGES:
                 return UpstreamCall(upstream_target(request.uri), body, facts, logged)
             self._thinking = _wants_thinking(payload)

@@ -12,6 +12,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from ._catalog_2026 import CATALOG_2026
 from ._fake_rules import Tokens, copilot_usage, responses_usage
 
 #: The text of a tool-calling turn, as in the Chat Completions tool script.
@@ -31,6 +32,37 @@ def encrypted_reasoning(model: str, item_id: str) -> str:
     """The C{encrypted_content} the fake issues for a reasoning item."""
     mac = hmac.new(_KEY, f"{model}\0{item_id}".encode(), hashlib.sha256).hexdigest()
     return "gAAAAfake" + mac
+
+
+def reasoning_refusal(payload: dict[str, Any]) -> dict[str, Any] | None:
+    """
+    The 400 body for a C{/responses} request replaying a reasoning item
+    whose C{encrypted_content} the fake did not issue for that item id (for
+    any of its models), in the words of the Responses API (Codex and
+    gateway reports of 2026); L{None} when every one verifies.
+    """
+    items = payload.get("input")
+    models = {str(payload.get("model"))} | {str(e.get("id")) for e in CATALOG_2026}
+    for item in items if isinstance(items, list) else ():
+        if not isinstance(item, dict) or item.get("type") != "reasoning":
+            continue
+        encrypted, item_id = item.get("encrypted_content"), item.get("id")
+        if encrypted is None:
+            continue
+        if not any(encrypted == encrypted_reasoning(m, str(item_id)) for m in models):
+            message = (
+                f"The encrypted content for item {item_id} could not be verified. "
+                "Reason: Encrypted content could not be decrypted or parsed."
+            )
+            return {
+                "error": {
+                    "message": message,
+                    "type": "invalid_request_error",
+                    "param": None,
+                    "code": "invalid_encrypted_content",
+                }
+            }
+    return None
 
 
 @dataclass(frozen=True)

@@ -25,12 +25,12 @@ What it refuses, with the bodies the real service sends (L{_fake_rules}): a
 model on an endpoint its catalog entry does not list (no list means Chat
 Completions only) or a disabled or L{UNKNOWN_MODEL_IDS} model (400); a
 C{reasoning_effort} on Chat Completions for a model that declares none; on
-Responses, a C{safety_identifier} or C{prompt_cache_key} over 64 characters;
-on Messages, a thinking block whose signature it did not issue, and
-assistant prefill.  Ids the catalog does not list at all are served
-everywhere, as by the 2025 fake.  Every 2xx carries the quota headers
-(C{rem} falling with each model call), and every answer C{x-request-id} and
-C{x-github-request-id}.
+Responses, a C{safety_identifier} or C{prompt_cache_key} over 64 characters
+and a reasoning item whose encrypted content it did not issue; on Messages,
+a thinking block whose signature it did not issue, and assistant prefill.
+Ids the catalog does not list at all are served everywhere, as by the 2025
+fake.  Every 2xx carries the quota headers (C{rem} falling with each model
+call), and every answer C{x-request-id} and C{x-github-request-id}.
 
 How each request is answered comes from C{x-fake-*} request headers (which a
 proxy forwards like any other), so one running fake serves many test cases:
@@ -106,6 +106,7 @@ from ._fake_responses import (
     TERMINALS,
     encrypted_reasoning,
     plan_turn,
+    reasoning_refusal,
     response_body,
     response_events,
 )
@@ -444,7 +445,7 @@ class FakeUpstream:
         if endpoint == MESSAGES:
             return messages_refusal(payload)
         if endpoint == RESPONSES:
-            return identifier_refusal(payload)
+            return identifier_refusal(payload) or reasoning_refusal(payload)
         return None
 
     def _refuse(self, request: Request, received: Received, body: dict[str, Any]) -> bytes:

@@ -457,5 +457,12 @@ class ChatCodec:
     def stream_encoder(self, model: str) -> ChatStreamEncoder:
         return ChatStreamEncoder(model)
 
+    def without_foreign_carriers(self, body: JSON) -> JSON | None:
+        """
+        L{None}: Copilot's Chat Completions is not known to refuse a
+        C{reasoning_opaque} it did not issue, so the body goes as it came.
+        """
+        return None
+
     def error_event(self, message: str) -> bytes:
         return chat_error_event(message)

@@ -132,6 +132,43 @@ def decode_messages_request(body: Any) -> Request:
     return request
 
 
+def without_foreign_carriers(body: JSON) -> JSON | None:
+    """
+    A client's body for the native C{/v1/messages} as it came, but without
+    the thinking blocks whose signature is a Responses reasoning item
+    (C{"<encrypted>@<id>"}, which a Claude signature never is), or L{None}
+    when it has none.  This proxy gives them to Messages clients of
+    Responses models; Claude refuses a request holding one ("Invalid
+    signature in thinking block"), as after a switch from such a model to
+    a Claude one.  An assistant turn left with nothing is dropped: Anthropic
+    joins the turns of one role that then meet.
+    """
+    messages = body.get("messages")
+    if not isinstance(messages, list):
+        return None
+    kept: list[Any] = []
+    changed = False
+    for message in messages:
+        assistant = isinstance(message, dict) and message.get("role") == "assistant"
+        content = message.get("content") if assistant else None
+        if isinstance(content, list):
+            blocks = [b for b in content if not _responses_carrier(b)]
+            if len(blocks) != len(content):
+                changed = True
+                if not blocks:
+                    continue
+                message = dict(message, content=blocks)
+        kept.append(message)
+    return dict(body, messages=kept) if changed else None
+
+
+def _responses_carrier(block: Any) -> bool:
+    if not isinstance(block, dict) or block.get("type") != "thinking":
+        return False
+    signature = block.get("signature")
+    return isinstance(signature, str) and "@" in signature
+
+
 def _system_texts(system: Any) -> list[str]:
     if isinstance(system, str):
         return [system] if system else []
@@ -366,6 +403,9 @@ class MessagesCodec:
 
     def stream_encoder(self, model: str) -> MessagesStreamEncoder:
         return MessagesStreamEncoder(model)
+
+    def without_foreign_carriers(self, body: JSON) -> JSON | None:
+        return without_foreign_carriers(body)
 
     def error_event(self, message: str) -> bytes:
         return messages_error_event(message)

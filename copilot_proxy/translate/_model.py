@@ -335,6 +335,15 @@ class Codec(Protocol):
     def error_event(self, message: str) -> bytes:
         """The SSE bytes of a mid-stream error in this shape."""
 
+    def without_foreign_carriers(self, body: JSON) -> JSON | None:
+        """
+        A client's request body, bound for this shape's own endpoint
+        untranslated, without the reasoning this proxy handed the client
+        from another endpoint (which this one cannot verify, and refuses);
+        L{None} when it holds none.  A client that switches models keeps
+        such reasoning in its history.
+        """
+
 
 @dataclass(frozen=True)
 class Capabilities:

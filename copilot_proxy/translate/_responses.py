@@ -40,6 +40,8 @@ from ._model import (
     TranslationError,
 )
 from ._responses_items import (
+    REDACTED_CARRIER,
+    SIGNATURE_CARRIER,
     client_carrier,
     function_call_item,
     message_item,
@@ -95,6 +97,9 @@ class ResponsesCodec:
     def stream_encoder(self, model: str) -> ResponsesStreamEncoder:
         return ResponsesStreamEncoder(model)
 
+    def without_foreign_carriers(self, body: JSON) -> JSON | None:
+        return without_foreign_carriers(body)
+
     def error_event(self, message: str) -> bytes:
         """An C{error} event, which the OpenAI SDKs raise as the stream's error."""
         payload = {
@@ -149,6 +154,42 @@ def decode_request(body: JSON) -> Request:
         response_format=_decode_format(text.get("format") if isinstance(text, dict) else None),
         source=Shape.RESPONSES,
     )
+
+
+def without_foreign_carriers(body: JSON) -> JSON | None:
+    """
+    A client's body for Copilot's C{/responses} as it came, but with the
+    reasoning this proxy handed the client from another endpoint made
+    right, or L{None} when it holds none: items whose C{encrypted_content}
+    carries a Claude thinking block (see L{client_carrier}) are dropped, as
+    Copilot cannot verify them and refuses the request
+    (C{invalid_encrypted_content}), and so every later turn of a client that
+    switched from a Claude model to a Responses one; one whose content says
+    C{"<encrypted>@<id>"} goes as that item.
+    """
+    items = body.get("input")
+    if not isinstance(items, list):
+        return None
+    kept: list[Any] = []
+    changed = False
+    for item in items:
+        encrypted = item.get("encrypted_content") if _is_reasoning(item) else None
+        if isinstance(encrypted, str) and encrypted.startswith(_CARRIERS):
+            changed = True
+            continue
+        if isinstance(encrypted, str) and "@" in encrypted:
+            content, _, item_id = encrypted.rpartition("@")
+            item = dict(item, encrypted_content=content, id=item_id or item.get("id"))
+            changed = True
+        kept.append(item)
+    return dict(body, input=kept) if changed else None
+
+
+_CARRIERS = (SIGNATURE_CARRIER, REDACTED_CARRIER)
+
+
+def _is_reasoning(item: Any) -> bool:
+    return isinstance(item, dict) and item.get("type") == "reasoning"
 
 
 def _refuse_stored(body: JSON) -> None:

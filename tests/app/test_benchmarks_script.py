@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import importlib.machinery
 import importlib.util
+import json
+import socket
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 from types import ModuleType
 
@@ -54,3 +58,119 @@ def test_profile_summary_counts_work_and_leaves_out_waiting(tmp_path: Path) -> N
     assert " 75.0  send (b.py)" in text
     assert " 25.0  work (a.py)" in text
     assert "100.0  work (a.py)" in text
+
+
+def test_translated_table_gives_the_ratio_against_the_target() -> None:
+    def summary(leg: str, cpu: float) -> dict[str, object]:
+        return {
+            "leg": leg,
+            "events": 1000,
+            "seconds": 2.0,
+            "errors": 0,
+            "pids": [1],
+            "proxy_cpu_s": cpu,
+            "proxy_rss_peak_kb": 65536,
+            "core_busy_pct": [50.0, 60.0],
+            "ttfb_ms": {"p50": 1.0, "p90": 2.0, "p99": 3.0, "max": 4.0},
+            "latency_ms": {"p50": 0.5 if leg == "passthrough" else 0, "p99": 1.0},
+        }
+
+    lines = _load().translated_table(
+        "translated-200",
+        "proxy",
+        ["passthrough", "translated"],
+        [summary("passthrough", 0.1), summary("translated", 0.15)],
+        {},
+    )
+    text = "\n".join(lines)
+    assert "proxy CPU us/event    100                150 (1.50x)" in text
+    assert "translated / passthrough CPU per event: 1.50x (target at most 2x: met)" in text
+
+
+def _serve_once_per_connection(body: bytes) -> tuple[int, threading.Thread]:
+    """A server answering every request on every connection with this chunked body."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+    head += b"Transfer-Encoding: chunked\r\n\r\n"
+    chunks = b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in body.split(b"|")) + b"0\r\n\r\n"
+
+    def handle(conn: socket.socket) -> None:
+        with conn:
+            data = b""
+            while True:
+                more = conn.recv(65536)
+                if not more:
+                    return
+                data += more
+                while b"\r\n\r\n" in data:
+                    request, _, data = data.partition(b"\r\n\r\n")
+                    length = int(request.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+                    while len(data) < length:
+                        data += conn.recv(65536)
+                    data = data[length:]
+                    conn.sendall(head + chunks)
+
+    def accept() -> None:
+        with server:
+            server.settimeout(10)
+            for _ in range(2):
+                conn, _ = server.accept()
+                threading.Thread(target=handle, args=(conn,), daemon=True).start()
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    return server.getsockname()[1], thread
+
+
+def _run_load(port: int, shape: str, path: str) -> dict[str, object]:
+    config = {
+        "url": f"http://127.0.0.1:{port}",
+        "path": path,
+        "body": "{}",
+        "shape": shape,
+        "clients": 2,
+        "seconds": 0,
+        "events": 2,
+        "interval_ms": 0,
+        "bytes": 1,
+        "ramp_s": 0,
+        "timeout_s": 10,
+        "pids": [],
+        "target": "t",
+        "scenario": "s",
+    }
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT), "_load", json.dumps(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    result: dict[str, object] = json.loads(done.stdout)
+    return result
+
+
+def test_load_client_counts_the_content_events_of_a_translated_stream() -> None:
+    delta = b'event: content_block_delta\ndata: {"type":"content_block_delta"}\n\n'
+    body = (
+        b'event: message_start\ndata: {"type":"message_start"}\n\n|'
+        + delta[:20]
+        + b"|"
+        + delta[20:]
+        + delta
+        + b'|event: message_stop\ndata: {"type":"message_stop"}\n\n'
+    )
+    port, _ = _serve_once_per_connection(body)
+    summary = _run_load(port, "messages", "/v1/messages")
+    assert (summary["requests"], summary["events"], summary["errors"]) == (2, 4, 0)
+
+
+def test_load_client_reads_chat_events_and_their_send_times() -> None:
+    event = b'data: {"choices":[],"t":%d}\n\n' % (time.time_ns(),)
+    port, _ = _serve_once_per_connection(event + b"|" + event + b"|data: [DONE]\n\n")
+    summary = _run_load(port, "chat", "/chat/completions")
+    assert (summary["requests"], summary["events"], summary["errors"]) == (2, 4, 0)
+    latency = summary["latency_ms"]
+    assert isinstance(latency, dict) and latency["max"] > 0

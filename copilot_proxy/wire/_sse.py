@@ -77,7 +77,12 @@ def _line_end(buffer: bytes) -> tuple[int, int]:
     return cr, 2 if buffer[cr + 1 : cr + 2] == b"\n" else 1
 
 
+# Built once: json.dumps with arguments builds a new encoder on every call,
+# and translated streams encode every event.
+_COMPACT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
 def encode(name: str, payload: object) -> bytes:
     """One named event whose data is C{payload} as compact JSON."""
-    data = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
+    data = _COMPACT.encode(payload)
     return b"event: " + name.encode() + b"\ndata: " + data.encode() + b"\n\n"

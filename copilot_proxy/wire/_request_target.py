@@ -38,14 +38,20 @@ PATH_ESCAPE = (
 )
 
 
+# Control characters, which no request target may hold.
+_CONTROL = re.compile(rb"[\x00-\x1f\x7f]")
+
+
 def _escapes(path: bytes) -> bool:
     if path.startswith(b"//") or b"\\" in path:
         return True
     lowered = path.lower()
     if b"%2f" in lowered or b"%5c" in lowered:
         return True
-    if any(c < 0x20 or c == 0x7F for c in path):
+    if _CONTROL.search(path) is not None:
         return True
+    if b"." not in path:
+        return False
     for segment in path.split(b"/"):
         # "..;x" is ".." to servlet containers.
         if segment.split(b";", 1)[0] in (b".", b".."):

@@ -36,11 +36,13 @@ from ..relay import (
 )
 from ..settings import MessagesMode
 from ..translate import (
+    INTERLEAVED_THINKING,
     Capabilities,
     Shape,
     StreamTranslation,
     TranslationError,
     codec_for,
+    wants_thinking,
 )
 from ..wire import (
     BodyFacts,
@@ -62,9 +64,6 @@ _ANTHROPIC_ONLY = (
     b"anthropic-beta",
     b"anthropic-dangerous-direct-browser-access",
 )
-
-#: The C{anthropic-beta} the native Messages endpoint wants with thinking.
-INTERLEAVED_THINKING = b"interleaved-thinking-2025-05-14"
 
 
 @dataclass(frozen=True)
@@ -192,7 +191,7 @@ class RoutedStrategy:
                 payload, body = own, json.dumps(own).encode()
             if self._client is not Shape.MESSAGES:
                 return UpstreamCall(upstream_target(request.uri), body, facts, logged)
-            self._thinking = _wants_thinking(payload)
+            self._thinking = wants_thinking(payload)
             if self._model != self._asked:
                 body = json.dumps(dict(payload, model=self._model)).encode()
             query = request.uri.partition(b"?")[2]
@@ -299,11 +298,6 @@ class RoutedStrategy:
         payload = parse_json_body(original)
         assert isinstance(payload, dict)
         return self._call(payload, original)
-
-
-def _wants_thinking(payload: Mapping[str, Any]) -> bool:
-    thinking = payload.get("thinking")
-    return isinstance(thinking, dict) and thinking.get("type") != "disabled"
 
 
 def _unreadable() -> bytes:

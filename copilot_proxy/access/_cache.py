@@ -13,6 +13,12 @@ answer refreshes the entry.
 
 The copy is made by giving the leader's request an instance-level C{write};
 every other request keeps Twisted's own, so the streaming path pays nothing.
+
+With C{--redis} the entries are shared by the fleet: a local miss asks Redis,
+which answers the entry or makes this process the one that fetches it for
+everybody (a lock for L{FLEET_LOCK} seconds); the others wait for the entry
+to appear, so one upstream fetch serves every process and host per TTL.  If
+Redis cannot answer, the process fetches for itself, as without Redis.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from typing import Any
 from twisted.internet.interfaces import IReactorTime
 from twisted.python.failure import Failure
 
+from ..shared import CachedAnswer, Fleet
 from ..web import ProxyRequest, log_access
 from ..wire import HOP_BY_HOP, Outcome, upstream_target
 
@@ -35,6 +42,11 @@ CACHEABLE_PATHS = frozenset({b"/models"})
 MAX_ENTRIES = 64
 # A body larger than this is relayed but not stored.
 MAX_BODY = 4 * 1024 * 1024
+
+# How long one process may take to fetch an entry for the fleet before
+# another tries, and how often the others look for it meanwhile.
+FLEET_LOCK = 10.0
+_FLEET_POLL = 0.1
 
 # Never stored nor replayed: recomputed, per connection, or per client.
 _NOT_STORED = HOP_BY_HOP | {b"content-length", b"age", b"date", b"set-cookie"}
@@ -70,6 +82,7 @@ class ResponseCache:
     @param base: the upstream base URL in use now, part of every key: it
         can change while the proxy runs (it follows the Copilot token's API
         host), and one API's answer must not be served for another.
+    @param fleet: the entries shared through Redis, or L{None}.
     """
 
     def __init__(
@@ -78,8 +91,10 @@ class ResponseCache:
         ttl: float,
         on_lookup: Callable[[bool], None] | None = None,
         base: Callable[[], bytes] = lambda: b"",
+        fleet: Fleet | None = None,
     ) -> None:
         self._reactor = reactor
+        self._fleet = fleet
         self.ttl = ttl
         self._on_lookup = on_lookup
         self._base = base
@@ -129,8 +144,65 @@ class ResponseCache:
             request.notifyFinish().addErrback(lambda _: self._left(key, request))
             return True
         self._leaders[key] = []
+        if self._fleet is not None:
+            self._ask_fleet(self._fleet, request, key, go_upstream, FLEET_LOCK)
+            return True
         self._lead(request, key)
         return False
+
+    # The fleet ---------------------------------------------------------
+
+    def _fleet_key(self, key: _Key) -> bytes:
+        return key[0] + b"|" + key[1]
+
+    def _ask_fleet(
+        self,
+        fleet: Fleet,
+        request: ProxyRequest,
+        key: _Key,
+        go_upstream: Callable[[ProxyRequest], None],
+        patience: float,
+    ) -> None:
+        """
+        Find the fleet's entry for C{key} (this process's leader for it is
+        C{request}), fetch it for the fleet, or wait for whoever does.
+        """
+
+        def answered(found: tuple[CachedAnswer | None, bool]) -> None:
+            shared, fetch = found
+            if request.channel is None:
+                self._leader_failed(key, Failure(Exception("client gone")))
+                return
+            if shared is not None:
+                entry = _Entry(
+                    shared.code, shared.phrase, shared.headers, shared.body, shared.stored
+                )
+                self._keep(key, entry)
+                self._answer(request, entry, self._reactor.seconds())
+                self._serve_followers(key, entry)
+                return
+            if fetch or patience <= 0:
+                self._lead(request, key, share=fetch)
+                go_upstream(request)
+                return
+            self._reactor.callLater(
+                _FLEET_POLL,
+                self._ask_fleet,
+                fleet,
+                request,
+                key,
+                go_upstream,
+                patience - _FLEET_POLL,
+            )
+
+        def unavailable(_: Failure) -> None:
+            if request.channel is None:
+                self._leader_failed(key, Failure(Exception("client gone")))
+                return
+            self._lead(request, key)
+            go_upstream(request)
+
+        fleet.cache_lookup(self._fleet_key(key), FLEET_LOCK).addCallbacks(answered, unavailable)
 
     def _lookup(self, hit: bool) -> None:
         if self._on_lookup is not None:
@@ -143,7 +215,7 @@ class ResponseCache:
 
     # The leader --------------------------------------------------------
 
-    def _lead(self, request: ProxyRequest, key: _Key) -> None:
+    def _lead(self, request: ProxyRequest, key: _Key, share: bool = False) -> None:
         chunks: list[bytes] = []
         size = [0]
         write: Callable[[bytes], None] = request.write
@@ -156,17 +228,33 @@ class ResponseCache:
 
         request.write = copy  # type: ignore[method-assign]
         request.notifyFinish().addCallbacks(
-            lambda _: self._led(key, request, b"".join(chunks), size[0] <= MAX_BODY),
+            lambda _: self._led(key, request, b"".join(chunks), size[0] <= MAX_BODY, share),
             lambda failure: self._leader_failed(key, failure),
         )
 
-    def _led(self, key: _Key, request: ProxyRequest, body: bytes, whole: bool) -> None:
+    def _led(
+        self, key: _Key, request: ProxyRequest, body: bytes, whole: bool, share: bool = False
+    ) -> None:
         entry = self._storable(request, body) if whole else None
         if entry is not None:
-            self._entries[key] = entry
-            self._entries.move_to_end(key)
-            while len(self._entries) > MAX_ENTRIES:
-                self._entries.popitem(last=False)
+            self._keep(key, entry)
+            if share and self._fleet is not None:
+                shared = CachedAnswer(
+                    entry.code, entry.phrase, entry.headers, entry.body, entry.stored
+                )
+                # Best effort: without Redis, the other processes fetch it.
+                self._fleet.cache_store(self._fleet_key(key), shared, self.ttl).addErrback(
+                    lambda _: None
+                )
+        self._serve_followers(key, entry)
+
+    def _keep(self, key: _Key, entry: _Entry) -> None:
+        self._entries[key] = entry
+        self._entries.move_to_end(key)
+        while len(self._entries) > MAX_ENTRIES:
+            self._entries.popitem(last=False)
+
+    def _serve_followers(self, key: _Key, entry: _Entry | None) -> None:
         waiting = self._leaders.pop(key, [])
         now = self._reactor.seconds()
         for follower, go_upstream in waiting:

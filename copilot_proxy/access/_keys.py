@@ -1,51 +1,145 @@
 """
-Client keys: who may use the proxy.
+Client keys: who may use the proxy, and each key's own settings.
 
 The proxy hands out a paid, personal credential, so when it is shared every
-caller must present a key of its own.  Keys come from a file (one per line,
-an optional name after whitespace, C{#} comments) and from
-C{PROXY_CLIENT_KEYS} (comma-separated).  Only SHA-256 digests of the keys are
-kept in memory, every check compares the presented key with I{all} of them in
-constant time, and what the logs get is the key's name, or a short hash of it
-when it has none.
+caller must present a key of its own.  Keys come from a file (one per line:
+the key, an optional name, then the key's settings, all after whitespace;
+C{#} comments) and from C{PROXY_CLIENT_KEYS} (comma-separated, without
+names or settings).  Only SHA-256 digests of the keys are kept in memory,
+every check compares the presented key with I{all} of them in constant time,
+and what the logs get is the key's name, or a short hash of it when it has
+none.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import os
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from enum import Enum
 from typing import Protocol
 
 from twisted.web.http_headers import Headers
 
 from ..settings import KEYS_FILE_LIMIT, read_operator_file
+from ._rate_limit import Rate, parse_rate
 
 # Shorter keys are refused at start: a key that can be guessed is no key.
 MIN_KEY_LENGTH = 16
 
 _KEY_CHARS = re.compile(r"[\x21-\x7e]+")
 _NAME_CHARS = re.compile(r"[A-Za-z0-9._@:+-]{1,64}")
+_CREDITS = re.compile(r"(\d+(?:\.\d+)?)/([a-z]+)")
+_STREAMS = re.compile(r"\d{1,9}")
+# An unknown setting is named in the error only when it looks like a setting
+# name: too short and too plain to be (most of) a key pasted in by mistake.
+_SHOWABLE_SETTING = re.compile(r"[A-Za-z][A-Za-z_-]{0,11}")
+_SETTING_FORMS = "admin, rate=N/PERIOD, streams=N, credits=N/day|week|month, seat=NAME"
+
+#: Nano-AIU in one AI credit (usage figures count nano-AIU).
+NANO_AIU_PER_CREDIT = 1_000_000_000
 
 
 class KeyFileError(ValueError):
     """A keys file or value is unusable; the message never holds a key."""
 
 
+class CreditPeriod(Enum):
+    """What an AI-credits budget is counted over, in UTC (see L{period_bounds})."""
+
+    DAY = "day"
+    WEEK = "week"
+    MONTH = "month"
+
+
+@dataclass(frozen=True)
+class CreditBudget:
+    """
+    An AI-credits budget: C{credits} per calendar C{period}.
+
+    @ivar credits: AI credits allowed per period, positive, maybe fractional.
+    """
+
+    credits: float
+    period: CreditPeriod
+
+    @property
+    def nano_aiu(self) -> int:
+        """The budget in nano-AIU, the unit of usage figures."""
+        return round(self.credits * NANO_AIU_PER_CREDIT)
+
+    def __str__(self) -> str:
+        return f"{self.credits:g}/{self.period.value}"
+
+
+def period_bounds(period: CreditPeriod, now_epoch: float) -> tuple[int, int]:
+    """
+    The budget period holding C{now_epoch}, in UTC: from midnight (day),
+    Monday midnight (week) or the first of the month at midnight (month).
+
+    @return: the epoch seconds the period started at and the ones it resets
+        at (the next period's start): C{start <= now_epoch < reset}.
+    """
+    now = datetime.fromtimestamp(now_epoch, timezone.utc)
+    start = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    if period is CreditPeriod.DAY:
+        reset = start + timedelta(days=1)
+    elif period is CreditPeriod.WEEK:
+        start -= timedelta(days=start.weekday())
+        reset = start + timedelta(days=7)
+    else:
+        start = start.replace(day=1)
+        if start.month == 12:
+            reset = start.replace(year=start.year + 1, month=1)
+        else:
+            reset = start.replace(month=start.month + 1)
+    return int(start.timestamp()), int(reset.timestamp())
+
+
+@dataclass(frozen=True)
+class KeySettings:
+    """
+    What a keys file line says about its key, past the key and its name.
+
+    @ivar admin: the key may see every key's usage, not just its own.
+    @ivar rate: the key's own sustained rate, instead of C{--rate-limit}
+        (its burst is L{key_burst}), or L{None}.
+    @ivar streams: the key's own cap on requests in flight, instead of
+        C{--max-streams-per-key} (C{--max-streams} still applies), or
+        L{None}.
+    @ivar credits: the key's AI-credits budget, or L{None} (enforced by the
+        usage ledger, not here).
+    @ivar seat: the seat the key belongs to (reserved, unused yet), or
+        L{None}.
+    """
+
+    admin: bool = False
+    rate: Rate | None = None
+    streams: int | None = None
+    credits: CreditBudget | None = None
+    seat: str | None = None
+
+
 @dataclass(frozen=True)
 class ClientKey:
     """
-    One client key as the proxy keeps it: a digest and a name for logs.
+    One client key as the proxy keeps it: a digest, a name for logs and the
+    key's own settings.
 
     @ivar digest: SHA-256 of the key.
     @ivar label: the key's name, or C{key-<8 hex digits of its digest>}.
+    @ivar settings: what the keys file says about this key (none for keys
+        from the environment).
     """
 
     digest: bytes
     label: str
+    settings: KeySettings = field(default_factory=KeySettings)
 
     def __repr__(self) -> str:
         return f"ClientKey({self.label})"
@@ -55,7 +149,9 @@ def _digest(key: bytes) -> bytes:
     return hashlib.sha256(key).digest()
 
 
-def client_key(key: str, name: str | None, origin: str) -> ClientKey:
+def client_key(
+    key: str, name: str | None, origin: str, settings: KeySettings | None = None
+) -> ClientKey:
     """
     Check one key and keep only its digest.
 
@@ -76,13 +172,96 @@ def client_key(key: str, name: str | None, origin: str) -> ClientKey:
             f"the key name {origin} must be 1-64 letters, digits or ._@:+- characters"
         )
     digest = _digest(key.encode("ascii"))
-    return ClientKey(digest, name if name is not None else "key-" + digest.hex()[:8])
+    label = name if name is not None else "key-" + digest.hex()[:8]
+    return ClientKey(digest, label, settings or KeySettings())
+
+
+def _setting_error(name: str, origin: str, problem: str) -> KeyFileError:
+    """An error naming the setting but not its value: the file is secret."""
+    return KeyFileError(f"the setting {name!r} {origin} {problem}")
+
+
+def _rate_setting(value: str, origin: str) -> Rate:
+    try:
+        return parse_rate(value)
+    except ValueError:
+        raise _setting_error(
+            "rate", origin, "must be N/PERIOD, such as 60/min, 2/s or 1000/day"
+        ) from None
+
+
+def _streams_setting(value: str, origin: str) -> int:
+    if not _STREAMS.fullmatch(value) or int(value) < 1:
+        raise _setting_error("streams", origin, "must be a whole number of at least 1")
+    return int(value)
+
+
+def _credits_setting(value: str, origin: str) -> CreditBudget:
+    match = _CREDITS.fullmatch(value.lower())
+    periods = {p.value: p for p in CreditPeriod}
+    if match is not None and match.group(2) in periods:
+        credits = float(match.group(1))
+        if 0 < credits < math.inf:
+            return CreditBudget(credits, periods[match.group(2)])
+    raise _setting_error(
+        "credits", origin, "must be a positive number per day, week or month, such as 500/month"
+    )
+
+
+def _seat_setting(value: str, origin: str) -> str:
+    if not _NAME_CHARS.fullmatch(value):
+        raise _setting_error("seat", origin, "must be 1-64 letters, digits or ._@:+- characters")
+    return value
+
+
+def parse_key_settings(words: Sequence[str], origin: str) -> KeySettings:
+    """
+    A key's settings from the words after its name: C{admin},
+    C{rate=N/PERIOD}, C{streams=N}, C{credits=N/day|week|month} and
+    C{seat=NAME}, each at most once, in any order.
+
+    @param origin: where the words came from, for error messages, which name
+        the setting but never echo a value.
+    @raise KeyFileError: for an unknown or repeated setting, or a bad value.
+    """
+    seen: set[str] = set()
+    admin = False
+    rate: Rate | None = None
+    streams: int | None = None
+    credits: CreditBudget | None = None
+    seat: str | None = None
+    for word in words:
+        name, has_value, value = word.partition("=")
+        if name not in ("admin", "rate", "streams", "credits", "seat"):
+            if _SHOWABLE_SETTING.fullmatch(name):
+                raise KeyFileError(f"unknown setting {name!r} {origin}; known: {_SETTING_FORMS}")
+            raise KeyFileError(f"a word {origin} is not a setting; known: {_SETTING_FORMS}")
+        if name in seen:
+            raise _setting_error(name, origin, "is given twice")
+        seen.add(name)
+        if name == "admin":
+            if has_value:
+                raise _setting_error(name, origin, "takes no value")
+            admin = True
+        elif not value:
+            raise _setting_error(name, origin, f"needs a value: {name}=...")
+        elif name == "rate":
+            rate = _rate_setting(value, origin)
+        elif name == "streams":
+            streams = _streams_setting(value, origin)
+        elif name == "credits":
+            credits = _credits_setting(value, origin)
+        else:
+            seat = _seat_setting(value, origin)
+    return KeySettings(admin, rate, streams, credits, seat)
 
 
 def parse_keys_file(text: str, path: str) -> list[ClientKey]:
     """
-    The keys in a keys file's text: C{KEY [NAME]} per line; blank lines and
-    everything from a C{#} that starts a word on are ignored.
+    The keys in a keys file's text: C{KEY [NAME [SETTING ...]]} per line
+    (see L{parse_key_settings}); blank lines and everything from a C{#} that
+    starts a word on are ignored.  The second word is always the name, so
+    settings need one before them.
     """
     keys = []
     for number, line in enumerate(text.splitlines(), 1):
@@ -93,10 +272,9 @@ def parse_keys_file(text: str, path: str) -> list[ClientKey]:
             words.append(word)
         if not words:
             continue
-        if len(words) > 2:
-            raise KeyFileError(f"line {number} of {path} has more than a key and a name")
-        name = words[1] if len(words) == 2 else None
-        keys.append(client_key(words[0], name, f"on line {number} of {path}"))
+        origin = f"on line {number} of {path}"
+        name = words[1] if len(words) >= 2 else None
+        keys.append(client_key(words[0], name, origin, parse_key_settings(words[2:], origin)))
     return keys
 
 
@@ -162,6 +340,12 @@ class KeyStore(Protocol):
     def identify(self, presented: Sequence[bytes]) -> str | None:
         """The label of the key among C{presented} that is known, or L{None}."""
 
+    def find(self, presented: Sequence[bytes]) -> ClientKey | None:
+        """
+        The known key among C{presented}, with its settings as they are now
+        (after the latest reload), or L{None}.
+        """
+
 
 class ClientKeys:
     """
@@ -182,15 +366,19 @@ class ClientKeys:
         self._keys = tuple(keys)
 
     def identify(self, presented: Sequence[bytes]) -> str | None:
+        found = self.find(presented)
+        return found.label if found is not None else None
+
+    def find(self, presented: Sequence[bytes]) -> ClientKey | None:
         # Digests make every comparison the same length, and every key is
         # compared whatever matched, so timing tells nothing about the keys.
-        label = None
+        found = None
         for candidate in presented:
             digest = _digest(candidate)
             for key in self._keys:
-                if hmac.compare_digest(digest, key.digest) and label is None:
-                    label = key.label
-        return label
+                if hmac.compare_digest(digest, key.digest) and found is None:
+                    found = key
+        return found
 
 
 class KeysFromFile(ClientKeys):
@@ -241,10 +429,12 @@ class KeyCheck:
     @ivar allowed: whether the request may pass (a known key, or no keys
         configured).
     @ivar name: the known key's name, or L{None}.
+    @ivar settings: the known key's settings (none without a known key).
     """
 
     allowed: bool
     name: str | None
+    settings: KeySettings = field(default_factory=KeySettings)
 
 
 def check_client_key(keys: KeyStore | None, headers: Headers) -> KeyCheck:
@@ -254,5 +444,7 @@ def check_client_key(keys: KeyStore | None, headers: Headers) -> KeyCheck:
     """
     if keys is None or not len(keys):
         return KeyCheck(True, None)
-    name = keys.identify(presented_keys(headers))
-    return KeyCheck(name is not None, name)
+    found = keys.find(presented_keys(headers))
+    if found is None:
+        return KeyCheck(False, None)
+    return KeyCheck(True, found.label, found.settings)

@@ -7,6 +7,10 @@ request takes one.  Refusing callers get the seconds until a token will be
 there (the C{Retry-After}).  Waiting callers I{reserve} one: the bucket may go
 into debt, and each reservation gets a later start than the one before it, so
 waiting requests of one client are served in arrival order.
+
+Clients share the proxy-wide rate (C{--rate-limit}, C{--burst}) unless their
+key has a rate of its own (C{rate=} in the keys file), whose burst is
+L{key_burst}.
 """
 
 from __future__ import annotations
@@ -73,19 +77,37 @@ def parse_rate(text: str) -> Rate:
     return Rate(count, seconds)
 
 
+def key_burst(rate: Rate) -> int:
+    """
+    The burst of a key's own rate: its count (C{rate=60/min} allows 60 at
+    once), the way C{--burst} defaults to C{--rate-limit}'s count.
+    C{--burst} is for the proxy-wide rate only: a burst larger than a key's
+    own count would let the key exceed the rate it was given.
+    """
+    return max(1, int(rate.count))
+
+
 class RateLimiter(Protocol):
     """
     What the proxy asks of a rate-limit store: per process today, and the seam
     where a store shared between worker processes would go.
+
+    Each call names the client and the rate of its key: L{None} for the
+    proxy-wide rate (no limit when there is none), else the key's own rate
+    with the burst L{key_burst}.  A L{refund} names the rate its token was
+    taken under.
     """
 
-    def take(self, key: str) -> float:
+    def limit_for(self, rate: Rate | None) -> tuple[Rate, int] | None:
+        """The rate and burst a key with C{rate} of its own is held to, if any."""
+
+    def take(self, key: str, rate: Rate | None = None) -> float:
         """Take a token now if one is there: 0.0; else the seconds to wait."""
 
-    def reserve(self, key: str) -> float:
+    def reserve(self, key: str, rate: Rate | None = None) -> float:
         """Take a token, in debt if need be: the seconds until it is usable."""
 
-    def refund(self, key: str) -> None:
+    def refund(self, key: str, rate: Rate | None = None) -> None:
         """Give back a token taken for a request that was not served."""
 
 
@@ -99,7 +121,8 @@ class _Bucket:
 
 class TokenBuckets:
     """
-    One token bucket per key, all with the same rate and burst.
+    One token bucket per key, all with the same rate and burst (see
+    L{PerKeyRates} for keys with rates of their own).
 
     @param clock: returns the current time in seconds (C{reactor.seconds}).
     """
@@ -155,6 +178,58 @@ class TokenBuckets:
     def refund(self, key: str) -> None:
         bucket = self._bucket(key)
         bucket.tokens = min(float(self.burst), bucket.tokens + 1.0)
+
+
+class PerKeyRates:
+    """
+    The rate limits of one process: L{TokenBuckets} per distinct rate and
+    burst, so each key is limited by its own rate when it has one and by
+    the proxy-wide one otherwise.  A key whose rate changes (a reload of the
+    keys file) starts with a full bucket of its new rate.
+
+    @param default: the proxy-wide rate, or L{None}: then only keys with a
+        rate of their own are limited.
+    @param burst: the burst of C{default}.
+    @param clock: returns the current time in seconds (C{reactor.seconds}).
+    """
+
+    def __init__(self, default: Rate | None, burst: int, clock: Callable[[], float]) -> None:
+        if burst < 1:
+            raise ValueError("burst must be at least 1")
+        self.default = default
+        self.burst = burst
+        self._clock = clock
+        self._buckets: dict[tuple[Rate, int], TokenBuckets] = {}
+
+    def limit_for(self, rate: Rate | None) -> tuple[Rate, int] | None:
+        """The rate and burst a key with C{rate} of its own is held to, if any."""
+        if rate is not None:
+            return rate, key_burst(rate)
+        if self.default is not None:
+            return self.default, self.burst
+        return None
+
+    def _for(self, rate: Rate | None) -> TokenBuckets | None:
+        limit = self.limit_for(rate)
+        if limit is None:
+            return None
+        buckets = self._buckets.get(limit)
+        if buckets is None:
+            buckets = self._buckets[limit] = TokenBuckets(*limit, self._clock)
+        return buckets
+
+    def take(self, key: str, rate: Rate | None = None) -> float:
+        buckets = self._for(rate)
+        return 0.0 if buckets is None else buckets.take(key)
+
+    def reserve(self, key: str, rate: Rate | None = None) -> float:
+        buckets = self._for(rate)
+        return 0.0 if buckets is None else buckets.reserve(key)
+
+    def refund(self, key: str, rate: Rate | None = None) -> None:
+        buckets = self._for(rate)
+        if buckets is not None:
+            buckets.refund(key)
 
 
 def retry_after(seconds: float) -> int:

@@ -1,5 +1,5 @@
 """
-The C{copilot-proxy} command: C{login}, C{status} and C{logout}.
+The C{copilot-proxy} command: C{login}, C{status}, C{logout} and C{usage}.
 
 Like the tap module, this is an entry point: it alone reads its argv and the
 environment, and passes values down.  Every failure ends with one line on
@@ -8,18 +8,23 @@ stderr and a non-zero exit, never a traceback; no token is ever printed.
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import sys
 import time
 from collections.abc import Mapping
 from typing import Any, NoReturn, TextIO
+from urllib.parse import urlsplit, urlunsplit
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, TimeoutError
 from twisted.internet.task import deferLater, react
 from twisted.python import usage
+from twisted.web.client import Agent, ResponseFailed, ResponseNeverReceived
 
 from .._version import __version__
-from ..settings import ConfigError, upstream_base
+from ..settings import DEFAULT_REDIS_PREFIX, ConfigError, redis_prefix, upstream_base
+from ..shared import COUNTERS, DEFAULT_USAGE_DAYS, Ledger
 from ..tokens import (
     Credential,
     CredentialKind,
@@ -29,11 +34,14 @@ from ..tokens import (
     GitHubUnavailable,
     find_credential,
     remove_token,
+    state_dir,
     store_token,
     stored_token_path,
     token_expiry,
 )
+from ..upstream import QuietPool
 from ..wire import ProxySettingError, Secret, proxy_chooser
+from ._ledger_store import open_ledger_store
 
 # RFC 8628 section 3.5: on slow_down, poll this many seconds less often.
 SLOW_DOWN_STEP = 5.0
@@ -85,17 +93,51 @@ class StatusOptions(_GitHubOptions):
     longdesc = (
         "Show which credential the proxy would use and where it comes from, the "
         "GitHub account, the Copilot token's expiry, the API base URL, the plan and "
-        "the premium request quota left."
+        "the premium request quota left.  With --proxy, also the quotas a running "
+        "proxy's latest upstream answers showed (session and weekly limits included)."
     )
     optParameters = [
         ["token-file", None, None, "As for twistd copilot-proxy."],
         ["github-token-file", None, None, "As for twistd copilot-proxy."],
         ["upstream", None, None, "As for twistd copilot-proxy."],
+        [
+            "proxy",
+            None,
+            None,
+            "URL of a running proxy (e.g. http://127.0.0.1:8080) whose health page "
+            "shows the quotas; a URL with a path names its admin prefix instead "
+            "of /_proxy/.",
+        ],
     ]
 
 
+class UsageOptions(usage.Options):
+    synopsis = "[options]"
+    longdesc = (
+        "Show what each client key used, per model, over the last days (UTC), "
+        "from the proxy's usage ledger."
+    )
+    optFlags = [["json", None, "Print the usage document of GET /_proxy/usage instead."]]
+    optParameters = [
+        ["days", None, DEFAULT_USAGE_DAYS, "Days to cover, today included.", int],
+        ["key", None, None, "Only this client key (its label)."],
+        [
+            "state-dir",
+            None,
+            None,
+            "The proxy's state directory, which holds the ledger. [as for login]",
+        ],
+        ["redis", None, None, "The ledger is in this Redis. [else $COPILOT_PROXY_REDIS]"],
+        ["redis-prefix", None, DEFAULT_REDIS_PREFIX, "The deployment's --redis-prefix."],
+    ]
+
+    def postOptions(self) -> None:
+        if self["days"] < 1:
+            raise usage.UsageError("--days must be at least 1")
+
+
 class CommandOptions(usage.Options):
-    synopsis = "login | status | logout [options]"
+    synopsis = "login | status | logout | usage [options]"
     longdesc = (
         "Manage the GitHub login of copilot-proxy.  Run the proxy itself with "
         "`twistd -n copilot-proxy`."
@@ -104,6 +146,7 @@ class CommandOptions(usage.Options):
         ["login", None, LoginOptions, "Log in with a GitHub account (device flow)."],
         ["status", None, StatusOptions, "Show the credential, token expiry and quota."],
         ["logout", None, LogoutOptions, "Forget the stored login."],
+        ["usage", None, UsageOptions, "Show the usage per client key and model."],
     ]
 
     def opt_version(self) -> NoReturn:
@@ -113,7 +156,7 @@ class CommandOptions(usage.Options):
 
     def postOptions(self) -> None:
         if self.subCommand is None:
-            raise usage.UsageError("give a command: login, status or logout (see --help)")
+            raise usage.UsageError("give a command: login, status, logout or usage (see --help)")
 
 
 def _settings(options: usage.Options, env: Mapping[str, str]) -> CredentialSettings:
@@ -249,7 +292,25 @@ async def logout(
 async def status(
     reactor: Any, options: usage.Options, env: Mapping[str, str], out: TextIO
 ) -> None:
-    """Show the credential in use and what GitHub says about it."""
+    """
+    Show the credential in use and what GitHub says about it; with
+    C{--proxy}, then what a running proxy saw of the quotas, even when the
+    credential part failed (the proxy may run with a credential of its own).
+    """
+    proxy = options["proxy"]
+    if proxy is None:
+        await _credential_status(reactor, options, env, out)
+        return
+    health = health_url(proxy)
+    try:
+        await _credential_status(reactor, options, env, out)
+    finally:
+        await _proxy_status(reactor, health, out)
+
+
+async def _credential_status(
+    reactor: Any, options: usage.Options, env: Mapping[str, str], out: TextIO
+) -> None:
     settings = _settings(options, env)
     try:
         credential = find_credential(settings)
@@ -315,9 +376,248 @@ def _quota_lines(info: Mapping[str, Any]) -> list[str]:
     return lines
 
 
+# The health page's upstream quota, for status --proxy.
+
+_HEALTH_LIMIT = 1 << 20
+_HEALTH_TIMEOUT = 10.0
+
+# Quota names as people say them, in the order they matter to a user: the
+# limits that stop work within hours first.
+_QUOTA_LABELS = {
+    "session": "session limit",
+    "weekly": "weekly limit",
+    "premium_interactions": "premium requests",
+    "premium_models": "premium models",
+    "chat": "chat",
+    "completions": "completions",
+}
+_MAX_QUOTA_LINES = 16
+_QUOTA_NAME_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_-.")
+
+
+def health_url(proxy: str) -> str:
+    """
+    The health page of the proxy at C{proxy}: C{<proxy>/_proxy/healthz}, or
+    C{<proxy>/healthz} when C{proxy} has a path (a custom admin prefix).
+
+    @raise CommandFailed: when C{proxy} is no http or https URL.
+    """
+    parts = urlsplit(proxy)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise CommandFailed(f"--proxy needs an http:// or https:// URL, not {proxy!r}")
+    path = parts.path if parts.path not in ("", "/") else "/_proxy/"
+    if not path.endswith("/"):
+        path += "/"
+    return urlunsplit((parts.scheme, parts.netloc, path + "healthz", "", ""))
+
+
+async def _proxy_status(reactor: Any, health: str, out: TextIO) -> None:
+    """The quota lines of the proxy whose health page is C{health}."""
+    try:
+        document = await _health_document(reactor, health)
+    except Exception as e:
+        out.write(f"proxy quota: unknown (cannot read {health}: {_reason(e)})\n")
+        return
+    board = document.get("upstream_quota") if isinstance(document, dict) else None
+    if not isinstance(board, dict):
+        out.write(f"proxy quota: unknown ({health} does not show it)\n")
+        return
+    lines = quota_lines(board)
+    if not lines:
+        out.write("proxy quota: none seen yet (no upstream answer since the proxy started)\n")
+        return
+    out.write(f"quota as the proxy's latest upstream answers showed ({health}):\n")
+    for line in lines:
+        out.write(f"  {line}\n")
+
+
+async def _health_document(reactor: Any, url: str) -> object:
+    """GET a health page and decode it (a 503 health page is still one)."""
+    import treq.client
+
+    pool = QuietPool(reactor, persistent=False)  # type: ignore[no-untyped-call]
+    http = treq.client.HTTPClient(Agent(reactor, pool=pool, connectTimeout=_HEALTH_TIMEOUT))
+    accept: dict[bytes | str, bytes | str] = {"accept": "application/json"}
+    body = bytearray()
+
+    def keep(data: bytes) -> None:
+        body.extend(data)
+        if len(body) > _HEALTH_LIMIT:
+            raise ValueError("the answer is too large for a health page")
+
+    async def get() -> None:
+        response = await http.get(url, headers=accept)
+        await treq.collect(response, keep)
+
+    d = Deferred.fromCoroutine(get())
+    d.addTimeout(_HEALTH_TIMEOUT, reactor)
+    await d
+    return json.loads(body)
+
+
+def _reason(error: BaseException) -> str:
+    """One short line for a failed GET: the cause Twisted wraps, if any."""
+    if isinstance(error, TimeoutError):
+        return f"no answer within {_HEALTH_TIMEOUT:g} s"
+    if isinstance(error, (ResponseFailed, ResponseNeverReceived)) and error.reasons:
+        cause = error.reasons[0].value
+        if isinstance(cause, BaseException):
+            return _reason(cause)
+    return (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+
+
+def quota_lines(board_document: Mapping[str, Any]) -> list[str]:
+    """
+    The health page's C{upstream_quota} for people, one line per quota, such
+    as C{session limit: 63.0% left, resets in 2 h 10 min}.
+
+    The document comes from the network: whatever is not as a proxy writes
+    it is left out (names outside C{[a-z0-9_.-]}, fields of the wrong type),
+    and never more than a few lines come out.
+    """
+    names = [
+        name
+        for name in board_document
+        if isinstance(name, str)
+        and 0 < len(name) <= 48
+        and _QUOTA_NAME_CHARACTERS.issuperset(name)
+        and isinstance(board_document[name], Mapping)
+    ]
+    order = list(_QUOTA_LABELS)
+    names.sort(key=lambda n: (order.index(n) if n in _QUOTA_LABELS else len(order), n))
+    return [
+        _quota_line(_QUOTA_LABELS.get(name, name.replace("_", " ")), board_document[name])
+        for name in names[:_MAX_QUOTA_LINES]
+    ]
+
+
+def _quota_line(label: str, quota: Mapping[str, Any]) -> str:
+    percent = _finite(quota.get("percent_remaining"))
+    if quota.get("entitlement") == -1 and not isinstance(quota.get("entitlement"), bool):
+        line = f"{label}: unlimited"
+    elif percent is not None:
+        line = f"{label}: {percent:.1f}% left"
+    else:
+        line = f"{label}: share left unknown"
+    overage = _finite(quota.get("overage"))
+    if overage:
+        line += f", {overage:g} over the quota"
+    resets_in = _finite(quota.get("resets_in_s"))
+    if resets_in is not None:
+        line += f", resets in {_countdown(resets_in)}" if resets_in > 0 else ", reset due"
+    seen = _finite(quota.get("seen_s_ago"))
+    if seen is not None and seen >= 60:
+        line += f" (seen {_countdown(seen)} ago)"
+    return line
+
+
+def _finite(value: object) -> float | None:
+    """A JSON number that is one (no C{true}, no C{NaN}), as a float."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    number = float(value)
+    return number if math.isfinite(number) else None
+
+
+def _countdown(seconds: float) -> str:
+    """C{2 h 10 min}: a span to the minute, in the two largest units."""
+    minutes = int(seconds // 60)
+    if minutes < 1:
+        return "under a minute"
+    if minutes < 60:
+        return f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 48:
+        return f"{hours} h {minutes} min"
+    days, hours = divmod(hours, 24)
+    return f"{days} days {hours} h"
+
+
+# usage -----------------------------------------------------------------
+
+# The table's columns after key and model: (heading, counter).
+_USAGE_COLUMNS = (
+    ("requests", "requests"),
+    ("refused", "refused"),
+    ("errors", "errors"),
+    ("input", "input_tokens"),
+    ("cached", "cached_tokens"),
+    ("output", "output_tokens"),
+    ("reasoning", "reasoning_tokens"),
+    ("credits", "nano_aiu"),
+)
+
+
+async def show_usage(
+    reactor: Any, options: usage.Options, env: Mapping[str, str], out: TextIO
+) -> None:
+    """
+    Print the ledger's usage document: as a table, or as JSON with
+    C{--json}.  A ledger that was never written reads as empty.
+    """
+    redis_url = options["redis"] or env.get("COPILOT_PROXY_REDIS") or None
+    directory = state_dir(options["state-dir"], env)
+    try:
+        store = open_ledger_store(
+            reactor,
+            redis_url,
+            directory,
+            create=False,
+            prefix=redis_prefix(options["redis-prefix"]),
+        )
+    except ConfigError as e:
+        raise CommandFailed(str(e)) from None
+    ledger = Ledger(reactor, store)
+    try:
+        document = await ledger.usage(options["days"], options["key"])
+    except Exception as e:
+        raise CommandFailed(f"cannot read the usage ledger: {e}") from None
+    finally:
+        await ledger.stop()
+    if options["json"]:
+        out.write(json.dumps(document, indent=2) + "\n")
+    else:
+        for line in usage_table(document, options["key"]):
+            out.write(line + "\n")
+
+
+def usage_table(document: Mapping[str, Any], key: str | None = None) -> list[str]:
+    """
+    The lines C{copilot-proxy usage} prints for a usage document: a heading,
+    one row per key and model, a total; one line when there is nothing.
+
+    @param key: the one key the document was asked for, if any.
+    """
+    span = f"{document['since']} to {document['until']} (UTC)"
+    keys: Mapping[str, Mapping[str, Mapping[str, int]]] = document["keys"]
+    if not keys:
+        whose = "" if key is None else f" for key {key}"
+        return [f"No usage recorded{whose} from {span}."]
+    totals = dict.fromkeys(COUNTERS, 0)
+    table = [["key", "model", *(heading for heading, _ in _USAGE_COLUMNS)]]
+    for key, models in keys.items():
+        for model, counts in models.items():
+            table.append([key, model, *_usage_cells(counts)])
+            for name in COUNTERS:
+                totals[name] += counts[name]
+    table.append(["total", "", *_usage_cells(totals)])
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+    lines = [f"Usage from {span}:"]
+    for row in table:
+        text = [cell.ljust(width) for cell, width in zip(row[:2], widths[:2], strict=True)]
+        text += [cell.rjust(width) for cell, width in zip(row[2:], widths[2:], strict=True)]
+        lines.append("  ".join(text).rstrip())
+    return lines
+
+
+def _usage_cells(counts: Mapping[str, int]) -> list[str]:
+    cells = [f"{counts[name]:,}" for _, name in _USAGE_COLUMNS[:-1]]
+    return [*cells, f"{counts['nano_aiu'] / 1e9:,.2f}"]
+
+
 # running ---------------------------------------------------------------
 
-_COMMANDS = {"login": login, "status": status, "logout": logout}
+_COMMANDS = {"login": login, "status": status, "logout": logout, "usage": show_usage}
 
 
 async def _run(reactor: Any, options: CommandOptions, env: Mapping[str, str]) -> None:

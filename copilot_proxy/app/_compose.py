@@ -5,6 +5,9 @@ surfaces, access gate, resource, site, bound port).
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from twisted.internet.ssl import Certificate, trustRootFromCertificates
@@ -15,24 +18,33 @@ from twisted.web.server import Request
 from ..access import (
     AccessConfig,
     AccessGate,
+    CreditBudgets,
+    FleetAccess,
     KeyFileError,
     KeysFromFile,
+    PerKeyRates,
     ResponseCache,
     StreamSlots,
-    TokenBuckets,
     readable_by_others,
 )
-from ..metrics import ProxyMetrics
-from ..relay import BodyBudget, InFlight, RelayContext, RelayOptions
+from ..metrics import ProxyMetrics, QuotaBoard
+from ..relay import BodyBudget, InFlight, RelayContext, RelayOptions, UpstreamHolds
 from ..server import AdminPages, ProxyResource, ProxyService, ProxySite, listen
 from ..settings import ConfigError, ProxyConfig, pem_certificates
+from ..shared import SharedState
 from ..surfaces import ModelCatalog, RouterSettings, route_surfaces
 from ..tokens import TokenSource
 from ..upstream import Upstream
+from ..web import client_label
 from ..wire import CopilotHeaders
 from ._workers import adopt_listening_socket
 
 _log = Logger(namespace="copilot_proxy")
+
+#: The proxy's own refusals the usage ledger counts (as C{refused}), and the
+#: model they are counted under: they are refused before the body is read.
+LEDGER_REFUSALS = frozenset({401, 413, 429})
+NO_MODEL = "-"
 
 
 def build_gate(
@@ -40,11 +52,13 @@ def build_gate(
     access: AccessConfig,
     metrics: ProxyMetrics | None = None,
     upstream: Upstream | None = None,
+    shared: SharedState | None = None,
 ) -> AccessGate:
     """
     The access checks and the response cache from validated settings;
-    refusals and cache lookups are counted in C{metrics}.  Cache keys hold
-    C{upstream}'s base URL as it is at each request.
+    refusals and cache lookups are counted in C{metrics}, refusals also in
+    C{shared}'s usage ledger.  Cache keys hold C{upstream}'s base URL as it
+    is at each request.
 
     @raise ConfigError: when the client keys file cannot be used.
     """
@@ -60,18 +74,23 @@ def build_gate(
                 path=access.keys_file,
             )
     _log.info("access: {summary}", summary=access.summary(len(keys) if keys else 0))
+    # A keys file may give keys rates and stream caps of their own, now or
+    # after a reload, so with one the limiter and the slots always exist
+    # (cheap: without limits of any kind they admit everything).
+    own_limits = access.keys_file is not None
     limiter = None
-    if access.rate is not None:
-        limiter = TokenBuckets(access.rate, access.burst, reactor.seconds)
+    if access.rate is not None or own_limits:
+        limiter = PerKeyRates(access.rate, access.burst, reactor.seconds)
     slots = None
-    if access.max_streams is not None or access.max_streams_per_key is not None:
+    if access.max_streams is not None or access.max_streams_per_key is not None or own_limits:
         slots = StreamSlots(access.max_streams, access.max_streams_per_key)
-    on_refused = None
-    if metrics is not None:
-        counter = metrics
+    ledger = shared.ledger if shared is not None else None
 
-        def on_refused(request: Request, code: int) -> None:
-            counter.refused(request.method, request.uri, code)
+    def on_refused(request: Request, code: int) -> None:
+        if metrics is not None:
+            metrics.refused(request.method, request.uri, code)
+        if ledger is not None and code in LEDGER_REFUSALS:
+            ledger.count(client_label(request), NO_MODEL, refused=1)
 
     cache = None
     if access.cache_ttl > 0:
@@ -87,10 +106,36 @@ def build_gate(
         def base() -> bytes:
             return used.base if used is not None else b""
 
-        cache = ResponseCache(reactor, access.cache_ttl, on_lookup, base)
+        fleet = shared.fleet if shared is not None else None
+        cache = ResponseCache(reactor, access.cache_ttl, on_lookup, base, fleet)
+    fleet_access = None
+    if shared is not None and shared.fleet is not None:
+        fleet_access = FleetAccess(
+            reactor,
+            shared.fleet,
+            shared.config.required,
+            metrics.shared_fallback if metrics is not None else None,
+        )
     return AccessGate(
-        reactor, keys, limiter, slots, access.wait, access.max_queue, on_refused, cache
+        reactor,
+        keys,
+        limiter,
+        slots,
+        access.wait,
+        access.max_queue,
+        on_refused,
+        cache,
+        fleet_access,
+        CreditBudgets(ledger) if ledger is not None else None,
     )
+
+
+_UNNAMED = re.compile(r"key-[0-9a-f]{8}|addr:.*")
+
+
+def named(label: str) -> bool:
+    """Whether a ledger label is a key's name (not a digest's or an address)."""
+    return _UNNAMED.fullmatch(label) is None
 
 
 def _upstream_policy(ca: bytes | None) -> BrowserLikePolicyForHTTPS | None:
@@ -104,20 +149,27 @@ def _upstream_policy(ca: bytes | None) -> BrowserLikePolicyForHTTPS | None:
 def _relay_context(
     reactor: Any, config: ProxyConfig, tokens: TokenSource, upstream: Upstream
 ) -> RelayContext:
-    """What every exchange of this proxy shares, and the metrics that count them."""
+    """
+    What every exchange of this proxy shares, the metrics that count them and
+    the board of the upstream's quotas they fill.
+    """
     inflight = InFlight()
+    metrics = ProxyMetrics(inflight.__len__, tokens, config.metrics_dir)
+    quota = QuotaBoard(reactor.seconds)
+    metrics.watch_quota(quota)
     return RelayContext(
         upstream,
         tokens,
         reactor,
         config.idle_timeout,
         inflight,
-        ProxyMetrics(inflight.__len__, tokens, config.metrics_dir),
+        metrics,
         RelayOptions(
             copilot=CopilotHeaders.with_overrides(config.headers),
             sse_keepalive=config.sse_keepalive,
         ),
         BodyBudget(config.body_memory),
+        quota,
     )
 
 
@@ -127,6 +179,7 @@ def build_proxy(
     tokens: TokenSource,
     access: AccessConfig | None = None,
     listen_fd: int | None = None,
+    shared: SharedState | None = None,
 ) -> ProxyService:
     """
     Wire a proxy from validated settings: upstream client, relay, access
@@ -134,6 +187,8 @@ def build_proxy(
 
     @param listen_fd: serve this inherited listening socket instead of
         binding C{config.listen} (a worker of C{--workers}).
+    @param shared: Redis and the usage ledger, or L{None} for neither (its
+        service is run by the caller).
     @raise ConfigError: when the port cannot be bound or the client keys
         file cannot be used.
     """
@@ -145,14 +200,34 @@ def build_proxy(
         _upstream_policy(config.upstream_ca),
         config.forward_proxy,
     )
-    context = _relay_context(reactor, config, tokens, upstream)
+    ledger = shared.ledger if shared is not None else None
+    # With Redis, an upstream 429's Retry-After holds every process back;
+    # alone, a proxy passes 429s on as they come (its clients retry).
+    holds = None
+    if shared is not None and shared.fleet is not None:
+        holds = UpstreamHolds(reactor, shared.fleet)
+        holds.start()
+        reactor.addSystemEventTrigger("before", "shutdown", holds.stop)
+    context = replace(
+        _relay_context(reactor, config, tokens, upstream), ledger=ledger, holds=holds
+    )
     inflight, metrics = context.inflight, context.metrics
     assert metrics is not None
+    if ledger is not None:
+        counter = metrics
+
+        def per_key(key: str, model: str, counts: Mapping[str, int]) -> None:
+            if named(key):
+                counter.key_usage(key, counts)
+
+        ledger.listen(per_key)
+    if shared is not None and shared.client is not None:
+        shared.when_state_changes(metrics.shared_state)
     catalog = ModelCatalog(upstream, tokens, context.options.copilot, reactor)
     make_relay = route_surfaces(
         context, RouterSettings(catalog, config.messages_mode, dict(config.model_map))
     )
-    gate = build_gate(reactor, access, metrics, upstream)
+    gate = build_gate(reactor, access, metrics, upstream, shared)
     admin = AdminPages(
         config.admin_prefix,
         reactor,
@@ -161,9 +236,17 @@ def build_proxy(
         inflight.__len__,
         metrics,
         gate.keys,
+        context.quota,
+        shared,
     )
     site = ProxySite(ProxyResource(make_relay, admin, gate), reactor, access.limits)
-    site.on_refused = lambda code: metrics.refused(b"", b"", code)
+
+    def refused_early(code: int, who: str) -> None:
+        metrics.refused(b"", b"", code)
+        if ledger is not None and code in LEDGER_REFUSALS:
+            ledger.count(who, NO_MODEL, refused=1)
+
+    site.on_refused = refused_early
     site.keys = gate.keys
     if listen_fd is None:
         port = listen(reactor, config.listen, site)

@@ -32,6 +32,7 @@ from twisted.python.failure import Failure
 from ..access import AccessConfig
 from ..server import ProxyService
 from ..settings import ProxyConfig
+from ..shared import SharedState
 from ..tokens import (
     CopilotToken,
     CopilotTokenRefresher,
@@ -115,6 +116,7 @@ def build_daemon(
     on_fatal: Callable[[str], None],
     access: AccessConfig | None = None,
     listen_fd: int | None = None,
+    shared: SharedState | None = None,
     **refresher_settings: Any,
 ) -> Daemon:
     """
@@ -129,13 +131,17 @@ def build_daemon(
         reactor started (the first exchange failed).
     @param access: client keys and limits (see L{build_proxy}).
     @param listen_fd: an inherited listening socket (see L{build_proxy}).
+    @param shared: Redis and the usage ledger (see L{build_proxy}); started
+        before the proxy and stopped after it has drained.
     @param refresher_settings: passed to L{CopilotTokenRefresher} (timings).
     @raise copilot_proxy._config.ConfigError: when the port cannot be bound.
     """
     top = MultiService()
+    if shared is not None:
+        shared.setServiceParent(top)  # type: ignore[no-untyped-call]
     if credential.kind is CredentialKind.STATIC:
         tokens = StaticToken(credential.secret)
-        proxy = build_proxy(reactor, config, tokens, access, listen_fd)
+        proxy = build_proxy(reactor, config, tokens, access, listen_fd, shared)
         expiry = token_expiry(credential.secret.reveal())
         if expiry is not None:
             ExpiryWarning(reactor, expiry, credential.origin).setServiceParent(top)  # type: ignore[no-untyped-call]
@@ -155,7 +161,7 @@ def build_daemon(
     refresher = CopilotTokenRefresher(
         reactor, github.exchange, github_token, on_token=follow, **refresher_settings
     )
-    proxy = build_proxy(reactor, config, refresher, access, listen_fd)
+    proxy = build_proxy(reactor, config, refresher, access, listen_fd, shared)
     holder.append(proxy)
     # Start order: the refresher first (it starts the exchange), the proxy,
     # then the gate.  Stop order is the reverse, so streams draining at stop

@@ -14,6 +14,7 @@ import shutil
 import sys
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import IO, Any, NoReturn
 
 from twisted.application.service import IService, MultiService
@@ -39,7 +40,10 @@ from ..settings import (
     CA_BUNDLE_LIMIT,
     DEFAULT_ADMIN_PREFIX,
     DEFAULT_PORT,
+    DEFAULT_REDIS_PREFIX,
+    DEFAULT_REDIS_TIMEOUT,
     DEFAULT_UPSTREAM,
+    TOKEN_FILE_LIMIT,
     ConfigError,
     LogFormat,
     ProxyConfig,
@@ -48,11 +52,14 @@ from ..settings import (
     listen_description,
     log_format_option,
     messages_mode,
+    parse_redis_url,
     pem_certificates,
     positive_seconds,
     read_operator_file,
+    redis_prefix,
     upstream_base,
 )
+from ..shared import LEASE_TTL, LedgerStore, SharedConfig, SharedState
 from ..surfaces import parse_model_map
 from ..tokens import (
     Credential,
@@ -65,11 +72,13 @@ from ..tokens import (
 from ..wire import (
     ForwardProxy,
     ProxySettingError,
+    Secret,
     forward_proxy_for,
     parse_override,
     proxy_chooser,
 )
 from ._daemon import Daemon, build_daemon
+from ._ledger_store import open_ledger_store
 from ._logfile import ReopenableFile, observer
 from ._process import (
     ProxyApplication,
@@ -116,6 +125,12 @@ class Options(usage.Options):
             None,
             "Serve anyone who can connect, without client keys, even when listening "
             "on a non-loopback address.",
+        ],
+        [
+            "redis-required",
+            None,
+            "While Redis is unavailable, answer 503 to what needs it (limits, stream "
+            "caps) instead of serving with this process's own limits.",
         ],
         [
             "rate-limit-wait",
@@ -280,6 +295,37 @@ class Options(usage.Options):
             "Requests a client may make at once with --rate-limit. [default N]",
         ],
         ["max-queue", None, "100", "With --rate-limit-wait, requests that may wait at once."],
+        [
+            "redis",
+            None,
+            None,
+            "Share rate limits, stream caps, the /models cache and the usage ledger with "
+            "every process and host using this Redis: redis://[[user]:password@]host:port/db, "
+            "rediss://... (TLS, verified; ?ca=PATH), unix:///path/redis.sock?db=N. A password "
+            "here shows in ps: prefer $COPILOT_PROXY_REDIS or --redis-password-file. "
+            "[env COPILOT_PROXY_REDIS; else limits are per process and the ledger is "
+            "usage.sqlite3 in the state directory]",
+        ],
+        ["redis-password-file", None, None, "File holding the Redis password."],
+        [
+            "redis-prefix",
+            None,
+            DEFAULT_REDIS_PREFIX,
+            "Start of every Redis key, so that deployments can share one Redis.",
+        ],
+        [
+            "redis-timeout",
+            None,
+            str(DEFAULT_REDIS_TIMEOUT),
+            "Seconds a Redis call may take; a slower Redis counts as unavailable.",
+        ],
+        [
+            "redis-lease-ttl",
+            None,
+            str(int(LEASE_TTL)),
+            "Seconds the stream slots of a process that died stay taken (renewed "
+            "every third of it while streams run).",
+        ],
         ["max-streams", None, None, "Upstream requests in flight at once, for all clients."],
         ["max-streams-per-key", None, None, "Upstream requests in flight at once, per client."],
         [
@@ -432,6 +478,53 @@ def access_from(options: Options, env: Mapping[str, str]) -> AccessConfig:
     )
 
 
+def shared_from(options: Options, env: Mapping[str, str]) -> SharedConfig:
+    """Validated shared-state settings (Redis) from options and env."""
+    url = options["redis"] or env.get("COPILOT_PROXY_REDIS", "").strip() or None
+    required = bool(options["redis-required"])
+    if url is None:
+        if required:
+            raise ConfigError("--redis-required needs --redis (or COPILOT_PROXY_REDIS)")
+        return SharedConfig()
+    target = parse_redis_url(url)
+    if options["redis-password-file"]:
+        path = options["redis-password-file"]
+        try:
+            text = read_operator_file(path, TOKEN_FILE_LIMIT).decode("utf-8").strip()
+        except (OSError, UnicodeDecodeError) as e:
+            why = e.strerror if isinstance(e, OSError) else "not text"
+            raise ConfigError(f"cannot read --redis-password-file {path}: {why}") from None
+        target = dataclasses.replace(target, password=Secret(text))
+    elif options["redis"] and target.password is not None:
+        _log.warn(
+            "the --redis URL holds a password, which other users can see in ps: "
+            "use COPILOT_PROXY_REDIS or --redis-password-file"
+        )
+    return SharedConfig(
+        redis=target,
+        prefix=redis_prefix(str(options["redis-prefix"])),
+        timeout=positive_seconds("--redis-timeout", options["redis-timeout"]),
+        required=required,
+        lease_ttl=positive_seconds("--redis-lease-ttl", options["redis-lease-ttl"]),
+    )
+
+
+def _local_ledger(reactor: Any, state_dir: Path) -> LedgerStore | None:
+    """
+    The SQLite ledger of the state directory (made 0700 if missing); a proxy
+    that cannot keep one still serves, and says why it counts nothing.
+    """
+    try:
+        state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        return open_ledger_store(reactor, None, state_dir)
+    except OSError as e:
+        why = f"cannot create {state_dir}: {e.strerror}"
+    except ConfigError as e:
+        why = str(e)
+    _log.warn("usage is not counted: {why}", why=why)
+    return None
+
+
 def check_not_open_relay(options: Options, access: AccessConfig, listen: str, host: Any) -> None:
     """
     Refuse to serve a paid credential to a network without client keys,
@@ -563,6 +656,11 @@ def _prepare(reactor: Any, options: Options, env: Mapping[str, str]) -> _Start:
         proxy_for=_github_proxies(env, settings.github_url, github_api_url),
     )
     explicit = options["upstream"] is not None or bool(env.get("COPILOT_UPSTREAM"))
+    shared_config = shared_from(options, env)
+    local_store = None
+    if shared_config.redis is None:
+        local_store = _local_ledger(reactor, settings.state_dir)
+    shared = SharedState(reactor, shared_config, local_store)
     daemon = build_daemon(
         reactor,
         config,
@@ -573,6 +671,7 @@ def _prepare(reactor: Any, options: Options, env: Mapping[str, str]) -> _Start:
         on_fatal=lambda message: fail_running(reactor, message),
         access=access,
         listen_fd=own[0] if own is not None else inherited,
+        shared=shared,
     )
     check_not_open_relay(options, access, config.listen, daemon.proxy.port.getHost())
     return _Start(

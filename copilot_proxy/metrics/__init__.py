@@ -9,10 +9,13 @@ from ._prometheus import (
     status_class,
     use_multiprocess,
 )
+from ._quota import QuotaBoard, QuotaListener
 
 __all__ = [
     "CONTENT_TYPE",
     "ProxyMetrics",
+    "QuotaBoard",
+    "QuotaListener",
     "forget_process",
     "method_label",
     "route_group",

@@ -7,14 +7,16 @@ them (and refuse a second registration of the same name).
 
 Recording happens at two points of a request only, when its upstream answer
 starts (L{ProxyMetrics.first_byte}) and when it ends (L{ProxyMetrics.ended}),
-never per chunk.  Every label value comes from a small closed set, so no
-client can grow the number of time series: paths map to route groups, methods
-and statuses to a few names, and nothing carries a key, a token or a model.
+never per chunk; the upstream quota gauges follow a L{QuotaBoard}.  Every
+label value comes from a small closed set, so no client can grow the number
+of time series: paths map to route groups, methods and statuses to a few
+names, quotas to the few names a board keeps, and nothing carries a key, a
+token or a model.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -23,7 +25,8 @@ from prometheus_client.multiprocess import MultiProcessCollector, mark_process_d
 from prometheus_client.registry import Collector
 
 from ..tokens import TokenSource
-from ..wire import Outcome
+from ..wire import MAX_SNAPSHOTS, Outcome, QuotaSnapshot
+from ._quota import QuotaBoard
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -52,6 +55,10 @@ OUTCOMES = tuple(o.value for o in Outcome if o is not Outcome.CACHED)
 # model that thinks for a minute; durations reach long generations.
 _TTFB_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 _DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800)
+
+
+#: The most client keys that become label values of the per-key series.
+MAX_KEY_LABELS = 256
 
 
 def route_group(uri: bytes) -> str:
@@ -128,6 +135,12 @@ class ProxyMetrics:
     upstream_errors: Counter
     rate_limited: Counter
     cache: Counter
+    quota_remaining: Gauge
+    quota_reset: Gauge
+    shared_up: Gauge
+    shared_fallbacks: Counter
+    key_requests: Counter
+    key_tokens: Counter
 
     def __init__(
         self,
@@ -153,6 +166,8 @@ class ProxyMetrics:
             ["cache", "result"],
             registry=self.registry,
         )
+        self._define_upstream_quota()
+        self._define_shared_state()
         self._tokens = _TokenCollector(tokens)
         self.registry.register(self._tokens)
 
@@ -234,6 +249,116 @@ class ProxyMetrics:
         )
         for by in ("upstream", "proxy"):
             self.rate_limited.labels(by)
+
+    def _define_upstream_quota(self) -> None:
+        """
+        What the upstream's latest answer said of its quotas (L{watch_quota}).
+
+        With C{--workers} every process has its own board and sees only the
+        answers it relayed, but the quota is the account's, shared by all:
+        the fleet's value is the freshest reading of any process, which is
+        what C{mostrecent} exposes (the value last written, whichever process
+        wrote it).  C{sum} would add percentages up; C{min} and C{max} would
+        stick to a stale reading of an idle process after a window resets;
+        C{liveall} would make one series per process.  Not C{livemostrecent}:
+        a reading stays the account's truth after its process exits, until a
+        fresher one comes.  Values are written when an answer brings them
+        (not read at scrape time, as the token collector is), because the
+        process answering a scrape cannot see the other processes' boards.
+        """
+        self.quota_remaining = Gauge(
+            "copilot_proxy_upstream_quota_remaining_percent",
+            "Percent of each upstream quota left, as the upstream's latest answer said.",
+            ["quota"],
+            registry=self.registry,
+            multiprocess_mode="mostrecent",
+        )
+        self.quota_reset = Gauge(
+            "copilot_proxy_upstream_quota_reset_timestamp_seconds",
+            "When each upstream quota resets (POSIX seconds), per its latest answer.",
+            ["quota"],
+            registry=self.registry,
+            multiprocess_mode="mostrecent",
+        )
+        self._quota_labels: set[str] = set()
+
+    def _define_shared_state(self) -> None:
+        """
+        Redis (C{--redis}) and the usage of named client keys.  Per-key
+        series exist only for keys with a name in the keys file, and at most
+        L{MAX_KEY_LABELS} of them: the label values stay bounded whatever
+        clients send.
+        """
+        r = self.registry
+        self.shared_up = Gauge(
+            "copilot_proxy_shared_state_up",
+            "1 while Redis (--redis) answers, 0 while limits fall back to each process's own.",
+            registry=r,
+            multiprocess_mode="min",
+        )
+        self.shared_fallbacks = Counter(
+            "copilot_proxy_shared_state_fallbacks",
+            "Decisions made with the process's own limits because Redis could not answer.",
+            registry=r,
+        )
+        self.key_requests = Counter(
+            "copilot_proxy_key_requests",
+            "Requests of each named client key, by result (requests, refused, errors).",
+            ["key", "result"],
+            registry=r,
+        )
+        self.key_tokens = Counter(
+            "copilot_proxy_key_tokens",
+            "Tokens used by each named client key, by kind (input, cached, output, reasoning).",
+            ["key", "kind"],
+            registry=r,
+        )
+        self._key_labels: set[str] = set()
+
+    def shared_state(self, up: bool) -> None:
+        """Redis became reachable (or not)."""
+        self.shared_up.set(1 if up else 0)
+
+    def shared_fallback(self) -> None:
+        self.shared_fallbacks.inc()
+
+    def key_usage(self, key: str, counts: Mapping[str, int]) -> None:
+        """
+        The ledger counts of one exchange of the named key C{key}; keys
+        without a name (and addresses) are not labels.
+        """
+        labels = self._key_labels
+        if key not in labels:
+            if len(labels) >= MAX_KEY_LABELS:
+                return
+            labels.add(key)
+        for result in ("requests", "refused", "errors"):
+            if counts.get(result):
+                self.key_requests.labels(key, result).inc(counts[result])
+        for kind in ("input", "cached", "output", "reasoning"):
+            amount = counts.get(f"{kind}_tokens")
+            if amount:
+                self.key_tokens.labels(key, kind).inc(amount)
+
+    def watch_quota(self, board: QuotaBoard) -> None:
+        """
+        Expose the quotas C{board} holds, from now on.  At most
+        L{MAX_SNAPSHOTS} quota names ever become label values.
+        """
+        board.listen(self._quota_seen)
+
+    def _quota_seen(self, snapshots: list[QuotaSnapshot]) -> None:
+        labels = self._quota_labels
+        for quota in snapshots:
+            name = quota.name
+            if name not in labels:
+                if len(labels) >= MAX_SNAPSHOTS:
+                    continue
+                labels.add(name)
+            if quota.percent_remaining is not None:
+                self.quota_remaining.labels(name).set(quota.percent_remaining)
+            if quota.resets_at is not None:
+                self.quota_reset.labels(name).set(quota.resets_at)
 
     def in_flight_changed(self) -> None:
         """

@@ -6,6 +6,7 @@ watchdog, the requests in flight.
 from ._budget import BodyBudget
 from ._context import RefuseRequest, RelayContext, RelayOptions, UpstreamCall
 from ._exchange import Exchange
+from ._holds import UpstreamHolds
 from ._inflight import InFlight, Relay
 from ._record import record_end
 from ._sinks import BodySink, Collect, Translate
@@ -26,6 +27,7 @@ __all__ = [
     "RelayStrategy",
     "Translate",
     "UpstreamCall",
+    "UpstreamHolds",
     "default_sink",
     "record_end",
 ]

@@ -12,10 +12,12 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.web.http_headers import Headers
 from twisted.web.iweb import IResponse
 
-from ..metrics import ProxyMetrics
+from ..metrics import ProxyMetrics, QuotaBoard
+from ..shared import Ledger
 from ..tokens import TokenSource
 from ..wire import BodyFacts, CopilotHeaders
 from ._budget import BodyBudget
+from ._holds import UpstreamHolds
 from ._inflight import InFlight
 
 
@@ -55,6 +57,10 @@ class RelayContext:
     @ivar metrics: where exchanges are counted, or L{None}.
     @ivar options: request and response shaping.
     @ivar budget: the request-body memory all exchanges may hold at once.
+    @ivar quota: where the quota headers of upstream answers are kept, or
+        L{None} to ignore them.
+    @ivar ledger: where each exchange's usage is counted, or L{None}.
+    @ivar holds: the upstream's announced waits, or L{None} to ignore them.
     """
 
     upstream: UpstreamClient
@@ -65,6 +71,9 @@ class RelayContext:
     metrics: ProxyMetrics | None = None
     options: RelayOptions = field(default_factory=RelayOptions)
     budget: BodyBudget = field(default_factory=BodyBudget)
+    quota: QuotaBoard | None = None
+    ledger: Ledger | None = None
+    holds: UpstreamHolds | None = None
 
 
 @dataclass(frozen=True)
@@ -77,6 +86,9 @@ class UpstreamCall:
     @ivar body: the body bytes to send.
     @ivar facts: what the Copilot headers need of the client's body (the
         parsed body itself is not kept).
+    @ivar served: the model the upstream was asked for, when the proxy
+        chose another name (a map, a newer alias): what the usage ledger
+        counts, since it is what the upstream bills.
     @ivar model: the model the client asked for, for the log (checked to
         look like a model id), or L{None}.
     """
@@ -85,6 +97,7 @@ class UpstreamCall:
     body: bytes
     facts: BodyFacts
     model: str | None
+    served: str | None = None
 
 
 class RefuseRequest(Exception):
@@ -93,8 +106,11 @@ class RefuseRequest(Exception):
     error instead of sending anything upstream.
     """
 
-    def __init__(self, status: int, message: str, code: str) -> None:
+    def __init__(
+        self, status: int, message: str, code: str, retry_after: int | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.code = code
+        self.retry_after = retry_after

@@ -13,6 +13,7 @@ once, because an unread generation still costs money.
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from enum import Enum
 from typing import Any
@@ -26,8 +27,16 @@ from twisted.web.client import ResponseDone
 from twisted.web.http import PotentialDataLoss
 from twisted.web.iweb import IResponse
 
-from ..web import ProxyRequest, json_answer
-from ..wire import BodyError, Outcome, client_response_headers, upstream_request_headers
+from ..shared import Ledger
+from ..translate import UsageTap
+from ..web import ProxyRequest, client_label, json_answer
+from ..wire import (
+    BodyError,
+    Outcome,
+    client_response_headers,
+    quota_headers,
+    upstream_request_headers,
+)
 from ._budget import BodyBudget
 from ._context import RefuseRequest, RelayContext, UpstreamCall
 from ._failures import answer_for, describe
@@ -77,6 +86,9 @@ class Exchange(Protocol):
         self._bytes_in = 0
         self._held = 0
         self._authorization = b""
+        self._upstream_code: int | None = None
+        self._first_send_done = False
+        self._tap: UsageTap | None = None
         self._tries = SecondTries(context.tokens, strategy)
         self._watchdog = Watchdog(context.reactor, context.idle_timeout, self._sent, self._idle)
 
@@ -104,6 +116,18 @@ class Exchange(Protocol):
 
     def _first_send(self, call: UpstreamCall, authorization: bytes) -> Deferred[None]:
         self._call = call
+        holds = self._context.holds
+        if holds is not None:
+            left = holds.left(call.model)
+            if left > 0:
+                wait = math.ceil(left)
+                raise RefuseRequest(
+                    429,
+                    f"the Copilot API asked this proxy to wait before sending more requests "
+                    f"for this account or model; retry after {wait} s",
+                    "upstream_rate_limited",
+                    wait,
+                )
         return self._send(authorization)
 
     def _send(self, authorization: bytes) -> Deferred[None]:
@@ -117,6 +141,7 @@ class Exchange(Protocol):
         d = self._context.upstream.request(request.method, call.target, headers, call.body)
         self._pending = d
         self._stage = Stage.WAITING
+        self._first_send_done = True
         self._watchdog.start()
         return d.addCallback(self._got_response)
 
@@ -140,9 +165,25 @@ class Exchange(Protocol):
             return
         context = self._context
         request = self._request
+        self._upstream_code = response.code
+        if context.holds is not None and response.code == 429:
+            model = self._call.model if self._call is not None else None
+            context.holds.seen(response.code, response.headers, model)
+        if (
+            context.ledger is not None
+            and 200 <= response.code < 300
+            and not response.headers.hasHeader(b"content-encoding")
+        ):
+            # The usage an answer carries is read from its head and tail at
+            # the end; nothing of the client's answer changes.
+            self._tap = UsageTap()
         self._first_byte = context.reactor.seconds()
         if context.metrics is not None:
             context.metrics.first_byte(request.uri, self._first_byte - self._started)
+        if context.quota is not None:
+            quotas = quota_headers(response.headers.getAllRawHeaders())
+            if quotas:
+                context.quota.update(quotas)
         _copy_head(request, response)
         sink = self._strategy.sink(request, response, context.options, self._sink_gave_up)
         self._sink = sink
@@ -169,7 +210,16 @@ class Exchange(Protocol):
         self._request.registerProducer(self.transport, True)
         # The hot path: every upstream chunk goes straight to the sink, whose
         # write is request.write itself unless the answer is reshaped.
-        self.dataReceived = self._sink.write  # type: ignore[method-assign, assignment]
+        write = self._sink.write
+        if self._tap is not None:
+            feed, deliver = self._tap.feed, write
+
+            def write_and_keep(data: bytes) -> None:
+                feed(data)
+                deliver(data)
+
+            write = write_and_keep
+        self.dataReceived = write  # type: ignore[method-assign, assignment]
 
     def connectionLost(self, reason: Failure = Failure(ResponseDone())) -> None:  # noqa: B008
         if self._stage is Stage.ENDED:
@@ -214,13 +264,24 @@ class Exchange(Protocol):
             return
         if answer.outcome is Outcome.UPSTREAM_ERROR:
             _log.warn("upstream request failed: {reason}", reason=describe(failure))
-        self._respond_error(answer.status, answer.message, answer.code, answer.outcome)
+        self._respond_error(
+            answer.status, answer.message, answer.code, answer.outcome, answer.retry_after
+        )
 
-    def _respond_error(self, status: int, message: str, code: str, outcome: Outcome) -> None:
+    def _respond_error(
+        self,
+        status: int,
+        message: str,
+        code: str,
+        outcome: Outcome,
+        retry_after: int | None = None,
+    ) -> None:
         request = self._request
         if request.channel is None:
             self._end(Outcome.CLIENT_GONE)
             return
+        if retry_after is not None:
+            request.responseHeaders.setRawHeaders(b"retry-after", [b"%d" % (retry_after,)])
         body = self._strategy.error_body(status, message, code)
         request.write(json_answer(request, status, body))
         request.finish()
@@ -292,6 +353,10 @@ class Exchange(Protocol):
         context.inflight.discard(self)
         if context.metrics is not None:
             context.metrics.in_flight_changed()
+        model = self._call.model if self._call is not None else self._strategy.model
+        if context.ledger is not None:
+            served = self._call.served if self._call is not None else None
+            self._count_usage(context.ledger, outcome, served or model)
         now = context.reactor.seconds()
         record_end(
             self._request,
@@ -300,8 +365,35 @@ class Exchange(Protocol):
             received=self._bytes_in,
             ttfb=None if self._first_byte is None else self._first_byte - self._started,
             duration=now - self._started,
-            model=self._call.model if self._call is not None else self._strategy.model,
+            model=model,
         )
+
+    def _count_usage(self, ledger: Ledger, outcome: Outcome, model: str | None) -> None:
+        """
+        The ledger's counts of this exchange: a request the upstream
+        answered (with the usage its answer carried), or an error of one
+        that went upstream and failed.  One never sent counts nothing here.
+        """
+        failed = outcome in (Outcome.UPSTREAM_ERROR, Outcome.TIMEOUT)
+        code = self._upstream_code
+        if code is None and not (failed and self._first_send_done):
+            return
+        counts: dict[str, int] = {}
+        if failed or (code is not None and code >= 500):
+            counts["errors"] = 1
+        else:
+            counts["requests"] = 1
+        tap, self._tap = self._tap, None
+        usage = tap.counts() if tap is not None else None
+        if usage is not None:
+            counts.update(
+                input_tokens=usage.input_tokens,
+                cached_tokens=usage.cached_tokens,
+                output_tokens=usage.output_tokens,
+                reasoning_tokens=usage.reasoning_tokens,
+                nano_aiu=usage.nano_aiu,
+            )
+        ledger.count(client_label(self._request), model or "-", **counts)
 
 
 def _read_body(request: ProxyRequest, budget: BodyBudget) -> tuple[bytes, int]:

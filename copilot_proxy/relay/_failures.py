@@ -24,6 +24,7 @@ class ErrorAnswer:
     message: str
     code: str
     outcome: Outcome
+    retry_after: int | None = None
 
 
 def describe(failure: Failure) -> str:
@@ -47,7 +48,9 @@ def answer_for(failure: Failure, timed_out: float | None) -> ErrorAnswer | None:
         return ErrorAnswer(503, str(failure.value), "token_unavailable", Outcome.REFUSED)
     if failure.check(RefuseRequest):
         refused: RefuseRequest = failure.value  # type: ignore[assignment]
-        return ErrorAnswer(refused.status, refused.message, refused.code, Outcome.REFUSED)
+        return ErrorAnswer(
+            refused.status, refused.message, refused.code, Outcome.REFUSED, refused.retry_after
+        )
     if timed_out is not None or failure.check(ConnectTimeoutError):
         what = f"within {timed_out:g} s" if timed_out else "in time"
         return ErrorAnswer(

@@ -11,13 +11,16 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable
+from typing import Any
 
 from twisted.internet.interfaces import IReactorTime
-from twisted.web.server import Request
+from twisted.python.failure import Failure
+from twisted.web.server import NOT_DONE_YET, Request
 
 from .._version import __version__
-from ..access import KeyStore, presented_keys
-from ..metrics import CONTENT_TYPE, ProxyMetrics
+from ..access import KeyStore, check_client_key, presented_keys
+from ..metrics import CONTENT_TYPE, ProxyMetrics, QuotaBoard
+from ..shared import DEFAULT_USAGE_DAYS, SharedState
 from ..tokens import TokenSource
 from ..wire import openai_error
 
@@ -41,6 +44,8 @@ class AdminPages:
         in_flight: Callable[[], int],
         metrics: ProxyMetrics,
         keys: KeyStore | None = None,
+        quota: QuotaBoard | None = None,
+        shared: SharedState | None = None,
     ) -> None:
         """
         @param upstream: the upstream base URL in use now (it follows the API
@@ -48,6 +53,10 @@ class AdminPages:
         @param keys: the client keys; when any are configured, every page but
             health requires one (health stays open for load balancers and
             init systems, and shows nothing secret).
+        @param quota: the upstream's quotas as its answers showed them, for
+            the health document's C{upstream_quota} (empty without a board).
+        @param shared: Redis and the usage ledger, for health's
+            C{shared_state} and the C{usage} page.
         """
         self.prefix = prefix
         self._keys = keys
@@ -57,6 +66,8 @@ class AdminPages:
         self._tokens = tokens
         self._in_flight = in_flight
         self._metrics = metrics
+        self._quota = quota
+        self._shared = shared
 
     def handles(self, uri: bytes) -> bool:
         """Whether a request target is one of ours, whatever its method."""
@@ -66,13 +77,19 @@ class AdminPages:
         """
         The health document and its status: 200, or 503 when the token source
         says it has no usable token (requests would fail until it does).
+
+        C{upstream_quota} is what this process's latest upstream answers said
+        of each quota (see L{QuotaBoard.document}); with C{--workers} it is
+        the answering process's view, which may lag behind another's.
         """
         usable = self._tokens.usable
         expires_in = self._tokens.expires_in()
+        now = self._reactor.seconds()
+        quota = {} if self._quota is None else self._quota.document(now)
         document: dict[str, object] = {
             "status": "ok" if usable else "token_unavailable",
             "version": __version__,
-            "uptime_s": round(self._reactor.seconds() - self._started, 3),
+            "uptime_s": round(now - self._started, 3),
             # With --workers, which process answered.
             "pid": os.getpid(),
             "in_flight": self._in_flight(),
@@ -81,10 +98,13 @@ class AdminPages:
                 "source": self._tokens.source.value,
                 "expires_in_s": None if expires_in is None else round(expires_in, 1),
             },
+            "upstream_quota": quota,
         }
+        if self._shared is not None:
+            document["shared_state"] = self._shared.health()
         return (200 if usable else 503), document
 
-    def render(self, request: Request) -> bytes:
+    def render(self, request: Request) -> bytes | int:
         """Answer a request whose target starts with the prefix."""
         name = request.uri[len(self.prefix) :].partition(b"?")[0]
         request.responseHeaders.removeHeader(b"server")
@@ -111,13 +131,70 @@ class AdminPages:
         if name == b"metrics":
             request.setHeader(b"content-type", CONTENT_TYPE.encode("ascii"))
             return self._metrics.exposition()
+        if name == b"usage":
+            return self._usage(request)
         request.setResponseCode(404)
         prefix = self.prefix.decode("ascii")
         return self._json_error(
             request,
-            f"no such page; the proxy serves {prefix}healthz and {prefix}metrics",
+            f"no such page; the proxy serves {prefix}healthz, {prefix}metrics and {prefix}usage",
             "not_found",
         )
+
+    def _usage(self, request: Request) -> bytes | int:
+        """
+        C{usage?days=N&key=NAME}: the usage ledger's document.  A client key
+        sees its own usage only; a key marked C{admin}, or anyone when the
+        proxy has no keys, sees every key's.
+        """
+        request.setHeader(b"content-type", b"application/json")
+        ledger = self._shared.ledger if self._shared is not None else None
+        if ledger is None:
+            request.setResponseCode(404)
+            return self._json_error(request, "this proxy keeps no usage ledger", "not_found")
+        args: Any = request.args or {}
+        try:
+            days = int(args.get(b"days", [b"%d" % DEFAULT_USAGE_DAYS])[-1])
+            if not 1 <= days <= 400:
+                raise ValueError(days)
+        except ValueError:
+            request.setResponseCode(400)
+            return self._json_error(
+                request, "days must be a whole number from 1 to 400", "invalid_request"
+            )
+        wanted = args.get(b"key", [None])[-1]
+        key = wanted.decode("utf-8", "replace") if wanted is not None else None
+        check = check_client_key(self._keys, request.requestHeaders)
+        if check.name is not None and not check.settings.admin:
+            if key is not None and key != check.name:
+                request.setResponseCode(403)
+                return self._json_error(
+                    request,
+                    "a client key sees its own usage only; a key marked admin sees all",
+                    "forbidden",
+                )
+            key = check.name
+        d = ledger.usage(days, key)
+
+        def send(document: dict[str, Any]) -> None:
+            if request.channel is not None:
+                request.write(json.dumps(document).encode("utf-8"))
+                request.finish()
+
+        def failed(failure: Failure) -> None:
+            if request.channel is not None:
+                request.setResponseCode(503)
+                request.write(
+                    self._json_error(
+                        request,
+                        f"the usage ledger cannot be read now ({failure.getErrorMessage()})",
+                        "ledger_unavailable",
+                    )
+                )
+                request.finish()
+
+        d.addCallbacks(send, failed)
+        return NOT_DONE_YET
 
     def _key_accepted(self, request: Request) -> bool:
         if self._keys is None or not len(self._keys):

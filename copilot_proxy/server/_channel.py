@@ -97,7 +97,7 @@ class LimitedChannel(HTTPChannel):
 
     limits = RequestLimits()
     #: Called with the status of each refusal made here (metrics).
-    on_refused: Callable[[int], object] | None = None
+    on_refused: Callable[[int, str], object] | None = None
     #: The client keys, checked before any body is read (None: no keys).
     keys: KeyStore | None = None
     _head_timer: IDelayedCall | None = None
@@ -177,7 +177,7 @@ class LimitedChannel(HTTPChannel):
             return
         length = self.length
         if length is not None and length > self.limits.max_body:
-            self.refuse_body()
+            self.refuse_body(check_client_key(self.keys, headers).name)
             return
         if length != 0 and not check_client_key(self.keys, headers).allowed:
             # A body from a client without a valid key is never read, however
@@ -227,13 +227,18 @@ class LimitedChannel(HTTPChannel):
         # with a bare 400 and no body; clients get the JSON error shape too.
         self._refuse(400, "the request is not valid HTTP/1.1", "bad_request")
 
-    def refuse_body(self) -> None:
-        """Answer 413 and close: the body goes past C{max_body}."""
+    def refuse_body(self, who: str | None = None) -> None:
+        """
+        Answer 413 and close: the body goes past C{max_body}.
+
+        @param who: the name of the client key the request showed, if known.
+        """
         limit = self.limits.max_body
         self._refuse(
             413,
             f"the request body is larger than this proxy accepts ({limit} bytes)",
             "request_too_large",
+            who=who,
         )
 
     def _refuse_head(self, first: bool) -> None:
@@ -256,14 +261,21 @@ class LimitedChannel(HTTPChannel):
             "request_timeout",
         )
 
-    def _refuse(self, status: int, message: str, code: str, extra: bytes = b"") -> None:
+    def _refuse(
+        self, status: int, message: str, code: str, extra: bytes = b"", who: str | None = None
+    ) -> None:
         self._disarm_head_timer()
-        if self.on_refused is not None:
-            self.on_refused(status)
-        surface = Surface.OPENAI if self._target is None else classify(self._target)
-        body = error_for(surface, status, message, "invalid_request_error", code)
         transport: Any = self.transport
         peer = transport.getPeer() if transport is not None else None
+        if self.on_refused is not None:
+            # Counted as the key's, or else the address's (as the ledger
+            # counts a client without a key).
+            if who is None:
+                host = getattr(peer, "host", None)
+                who = f"addr:{host}" if isinstance(host, str) else "addr:local"
+            self.on_refused(status, who)
+        surface = Surface.OPENAI if self._target is None else classify(self._target)
+        body = error_for(surface, status, message, "invalid_request_error", code)
         _log.info(
             "refused a request from {peer}: {status} {code}", peer=peer, status=status, code=code
         )

@@ -81,8 +81,9 @@ class ProxySite(Site):
         )
         self.limits = limits or RequestLimits()
         # Called with the status of each request refused before it was
-        # parsed (413, 414, 431, 408): set by build_proxy for metrics.
-        self.on_refused: Callable[[int], object] | None = None
+        # parsed (401, 413, 414, 431, 408) and who sent it (the key's name or
+        # addr:<ip>): set by build_proxy for metrics and the usage ledger.
+        self.on_refused: Callable[[int, str], object] | None = None
         # The client keys, for the channel's check before a body is read:
         # set by build_proxy.
         self.keys: KeyStore | None = None

@@ -4,4 +4,33 @@ lives in Redis (rate limits, stream leases, the C{/models} cache), and the
 usage ledger (in Redis, or in an SQLite file in the state directory).
 """
 
-__all__: list[str] = []
+from ._fleet import LEASE_RENEW_EVERY, LEASE_TTL, CachedAnswer, Fleet
+from ._ledger import (
+    COUNTERS,
+    DEFAULT_USAGE_DAYS,
+    Ledger,
+    LedgerRow,
+    LedgerStore,
+    usage_document,
+)
+from ._redis import RedisClient, SharedStateUnavailable
+from ._sqlite_ledger import SqliteLedger
+from ._state import SharedConfig, SharedState
+
+__all__ = [
+    "COUNTERS",
+    "DEFAULT_USAGE_DAYS",
+    "LEASE_RENEW_EVERY",
+    "LEASE_TTL",
+    "CachedAnswer",
+    "Fleet",
+    "Ledger",
+    "LedgerRow",
+    "LedgerStore",
+    "RedisClient",
+    "SharedConfig",
+    "SharedState",
+    "SharedStateUnavailable",
+    "SqliteLedger",
+    "usage_document",
+]

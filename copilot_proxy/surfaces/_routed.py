@@ -191,12 +191,13 @@ class RoutedStrategy:
                 payload, body = own, json.dumps(own).encode()
             if self._client is not Shape.MESSAGES:
                 return UpstreamCall(upstream_target(request.uri), body, facts, logged)
+            served = safe_model(self._model)
             self._thinking = wants_thinking(payload)
             if self._model != self._asked:
                 body = json.dumps(dict(payload, model=self._model)).encode()
             query = request.uri.partition(b"?")[2]
             target = b"/v1/messages" + (b"?" + query if query else b"")
-            return UpstreamCall(target, body, facts, logged)
+            return UpstreamCall(target, body, facts, logged, served)
         try:
             neutral = codec_for(self._client).decode_request(payload)
         except TranslationError as e:
@@ -205,7 +206,11 @@ class RoutedStrategy:
         encoded = codec_for(self._endpoint).encode_request(neutral, self._model, caps)
         self._thinking = self._endpoint is Shape.MESSAGES and neutral.thinking
         return UpstreamCall(
-            self._endpoint.value.encode(), json.dumps(encoded).encode(), facts, logged
+            self._endpoint.value.encode(),
+            json.dumps(encoded).encode(),
+            facts,
+            logged,
+            safe_model(self._model),
         )
 
     def upstream_headers(self, headers: Headers, call: UpstreamCall) -> None:

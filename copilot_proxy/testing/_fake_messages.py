@@ -13,7 +13,7 @@ import json
 from typing import Any
 
 from ._fake_responses import TOOL_TURN_TEXT, Call, scripted_calls
-from ._fake_rules import Tokens, anthropic_usage, copilot_usage
+from ._fake_rules import Reported, Tokens, anthropic_usage, copilot_usage, reported
 
 #: The thinking the fake streams, in its pieces.
 THINKING_PIECES = ("Ponder", "ing.")
@@ -103,9 +103,23 @@ def _tool_use_id(call: Call) -> str:
     return "toolu_" + call.call_id.removeprefix("call_")
 
 
-def _tokens(payload: Any, text_tokens: int, calls: tuple[Call, ...]) -> Tokens:
+def _tokens(payload: Any, deltas: int | None, calls: tuple[Call, ...]) -> Tokens:
+    """
+    What an answer counts: the non-streamed one (C{deltas} L{None}) two text
+    tokens, a stream one per text delta (one in a turn that uses tools).
+    """
+    text_tokens = 2 if deltas is None else 1 if calls else deltas
     thinking = _THINKING_TOKENS if _thinks(payload) else 0
     return Tokens(_INPUT_TOKENS, text_tokens + thinking + 7 * len(calls), 0, thinking)
+
+
+def native_reported(payload: Any, deltas: int | None, script: str | None = None) -> Reported:
+    """
+    The usage the answer to C{payload} reports: the non-streamed one
+    (C{deltas} L{None}, L{native_message}) or the stream of C{deltas} text
+    deltas (L{native_events}).
+    """
+    return reported(_model(payload), _tokens(payload, deltas, native_calls(payload, script)))
 
 
 def _model(payload: Any) -> str:
@@ -132,7 +146,7 @@ def native_message(payload: Any, script: str | None = None) -> dict[str, Any]:
         }
         for c in calls
     ]
-    tokens = _tokens(payload, 2, calls)
+    tokens = _tokens(payload, None, calls)
     usage = anthropic_usage(tokens)
     if not _thinks(payload):
         del usage["output_tokens_details"]
@@ -184,14 +198,11 @@ def native_events(payload: Any, deltas: int, script: str | None = None) -> list[
     C{message_stop}.
     """
     calls = native_calls(payload, script)
+    tokens = _tokens(payload, deltas, calls)
     start = {**native_message(payload, script), "content": [], "stop_reason": None}
     del start["copilot_usage"]
-    start["usage"] = {
-        "input_tokens": _INPUT_TOKENS,
-        "cache_creation_input_tokens": 0,
-        "cache_read_input_tokens": 0,
-        "output_tokens": 1,
-    }
+    start["usage"] = {**anthropic_usage(tokens), "output_tokens": 1}
+    del start["usage"]["output_tokens_details"]
     events = [_sse("message_start", {"type": "message_start", "message": start})]
     events.append(_sse("ping", {"type": "ping"}))
     index = 0
@@ -211,7 +222,6 @@ def native_events(payload: Any, deltas: int, script: str | None = None) -> list[
         begin = {"type": "tool_use", "id": _tool_use_id(call), "name": call.name, "input": {}}
         json_deltas = [{"type": "input_json_delta", "partial_json": p} for p in call.pieces]
         events += _block(index, begin, json_deltas)
-    tokens = _tokens(payload, len(texts) if calls else deltas, calls)
     usage: dict[str, Any] = {"output_tokens": tokens.output}
     usage["output_tokens_details"] = {"thinking_tokens": tokens.reasoning}
     events += [

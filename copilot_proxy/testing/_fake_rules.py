@@ -143,6 +143,57 @@ class Tokens:
     reasoning: int = 0
 
 
+@dataclass(frozen=True)
+class Reported:
+    """
+    The usage one answer carries, as the fake wrote it.
+
+    @ivar tokens: what its C{usage} tells; all zero when it has none (a chat
+        stream not asked to include usage carries only C{copilot_usage}).
+    @ivar nano_aiu: its C{copilot_usage.total_nano_aiu}; 0 when it has none.
+    """
+
+    model: str
+    tokens: Tokens
+    nano_aiu: int
+
+
+def reported(model_id: str, tokens: Tokens, with_usage: bool = True) -> Reported:
+    """What an answer with this C{copilot_usage} (and C{usage}, if C{with_usage}) reports."""
+    nano = int(copilot_usage(model_id, tokens)["total_nano_aiu"])
+    return Reported(model_id, tokens if with_usage else Tokens(0, 0), nano)
+
+
+@dataclass(frozen=True)
+class UsageTotals:
+    """
+    The sum of the usage a fake reported for one model, in OpenAI's meaning
+    (C{input} includes C{cached}, C{output} includes C{reasoning}).
+
+    @ivar answers: how many answers reported usage.
+    @ivar nano_aiu: the sum of their C{copilot_usage.total_nano_aiu}.
+    """
+
+    answers: int = 0
+    input: int = 0
+    cached: int = 0
+    output: int = 0
+    reasoning: int = 0
+    nano_aiu: int = 0
+
+    def plus(self, answer: Reported) -> UsageTotals:
+        """These totals with one more answer's usage."""
+        tokens = answer.tokens
+        return UsageTotals(
+            self.answers + 1,
+            self.input + tokens.input,
+            self.cached + tokens.cached,
+            self.output + tokens.output,
+            self.reasoning + tokens.reasoning,
+            self.nano_aiu + answer.nano_aiu,
+        )
+
+
 def copilot_usage(model_id: str, tokens: Tokens) -> dict[str, Any]:
     """
     The C{copilot_usage} cost record: per token type, the count and its price

@@ -32,6 +32,17 @@ Ids the catalog does not list at all are served everywhere, as by the 2025
 fake.  Every 2xx carries the quota headers (C{rem} falling with each model
 call), and every answer C{x-request-id} and C{x-github-request-id}.
 
+It keeps, per model id, the totals of the usage its answers reported
+(L{FakeUpstream.usage_totals}, each a L{UsageTotals}: answers, input tokens
+with the cached ones, cached, output with reasoning, reasoning, and the sum
+of C{copilot_usage.total_nano_aiu}), to check a usage ledger against.  A
+body counts when it is sent; a stream when the event that carries its usage
+is written (the last chunks of a chat stream, the terminal Responses event,
+C{message_delta}), so a stream stalled, reset, ended by C{error} or cut off
+before then counts nothing.  A chat stream not asked for
+C{stream_options.include_usage} reports, and counts, only its
+C{copilot_usage}; an embeddings answer counts its C{prompt_tokens}.
+
 How each request is answered comes from C{x-fake-*} request headers (which a
 proxy forwards like any other), so one running fake serves many test cases:
 
@@ -98,6 +109,7 @@ from ._fake_messages import (
     messages_refusal,
     native_events,
     native_message,
+    native_reported,
     native_stream_text,
     thinking_signature,
 )
@@ -112,7 +124,9 @@ from ._fake_responses import (
 )
 from ._fake_rules import (
     REFUSAL_SHAPES,
+    Reported,
     Tokens,
+    UsageTotals,
     copilot_usage,
     endpoint_of_path,
     endpoint_refusal,
@@ -121,6 +135,7 @@ from ._fake_rules import (
     parse_quota,
     quota_headers,
     reasoning_effort_refusal,
+    reported,
 )
 
 __all__ = [
@@ -134,6 +149,9 @@ __all__ = [
     "UNKNOWN_MODEL_IDS",
     "FakeUpstream",
     "Received",
+    "Reported",
+    "Tokens",
+    "UsageTotals",
     "catalog_entry",
     "chat_stream_text",
     "chunk_event",
@@ -210,10 +228,11 @@ def chat_stream_text(events: int = 5, size: int = 16) -> str:
     return "".join(_content(i, size) for i in range(events))
 
 
-def _final_chat_events(payload: dict[str, Any], events: int) -> bytes:
+def _final_chat_events(payload: dict[str, Any], events: int) -> tuple[bytes, Reported]:
     """
     The finishing chunk, with Copilot's C{copilot_usage}; a usage-only chunk
-    when C{stream_options.include_usage} asks for one; C{[DONE]}.
+    when C{stream_options.include_usage} asks for one; C{[DONE]}.  And the
+    usage they report.
     """
     model = str(payload.get("model", "gpt-4o"))
     tokens = Tokens(5, events)
@@ -224,10 +243,16 @@ def _final_chat_events(payload: dict[str, Any], events: int) -> bytes:
     }
     out = b"data: " + json.dumps(final).encode() + b"\n\n"
     options = payload.get("stream_options")
-    if isinstance(options, dict) and options.get("include_usage") is True:
+    with_usage = isinstance(options, dict) and options.get("include_usage") is True
+    if with_usage:
         usage = {**_script_chunk(None), "id": "chatcmpl-fake", "usage": openai_usage(tokens)}
         out += b"data: " + json.dumps(usage).encode() + b"\n\n"
-    return out + b"data: [DONE]\n\n"
+    return out + b"data: [DONE]\n\n", reported(model, tokens, with_usage)
+
+
+def _piece_ending(frame: int, split: bool) -> int:
+    """The index of the piece that ends frame C{frame} once L{_split} has run."""
+    return 2 * frame + 1 if split else frame
 
 
 def _split(frames: list[bytes], split: bool) -> list[tuple[bytes, bool]]:
@@ -311,6 +336,9 @@ class FakeUpstream:
     @ivar bulk_sent: body bytes handed to the socket in C{bulk} mode.
     @ivar model_calls: model requests answered 2xx so far; the quota headers'
         C{rem} falls with each.
+    @ivar usage_totals: per model id, the sum of the usage its answers
+        reported (L{UsageTotals}), each answer counted once the bytes that
+        carry its usage were written.
     """
 
     def __init__(
@@ -327,6 +355,7 @@ class FakeUpstream:
         self.bulk_sent = 0
         self.bulk_pauses = 0
         self.model_calls = 0
+        self.usage_totals: dict[str, UsageTotals] = {}
         self._started = float(reactor.seconds())
         self._answers = 0
         self._arrivals: list[Deferred[Received]] = []
@@ -465,24 +494,44 @@ class FakeUpstream:
         streamed = payload.get("stream") is True
         if endpoint == MESSAGES:
             if streamed:
-                frames = native_events(payload, _events_asked(received), script)
+                deltas = _events_asked(received)
+                frames = native_events(payload, deltas, script)
                 split = received.header("x-fake-split") is not None
-                self._paced(request, received, _split(frames, split))
+                # The message_delta, next to last, carries the usage.
+                usage = (
+                    _piece_ending(len(frames) - 2, split),
+                    native_reported(payload, deltas, script),
+                )
+                self._paced(request, received, _split(frames, split), usage=usage)
                 return NOT_DONE_YET
-            return self._json(request, native_message(payload, script))
+            message = native_message(payload, script)
+            self._report(native_reported(payload, None, script))
+            return self._json(request, message)
         if endpoint == RESPONSES:
             if streamed:
                 self._responses_stream(request, received, payload, mode)
                 return NOT_DONE_YET
             turn = plan_turn(payload, [ANSWER_TEXT], script, _reasons(payload))
             terminal = received.header("x-fake-terminal") or "completed"
-            return self._json(request, response_body(turn, terminal))
+            response = response_body(turn, terminal)
+            self._report(reported(turn.model, turn.tokens))
+            return self._json(request, response)
         if streamed:
             self._stream(request, received, payload, mode)
             return NOT_DONE_YET
         if received.path.rstrip("/").endswith("/embeddings"):
-            return self._json(request, _embeddings(payload))
-        return self._json(request, _completion(payload))
+            body = _embeddings(payload)
+            counted = Tokens(body["usage"]["prompt_tokens"], 0)
+            self._report(Reported(str(body["model"]), counted, 0))
+            return self._json(request, body)
+        body = _completion(payload)
+        self._report(reported(str(body["model"]), _COMPLETION_TOKENS))
+        return self._json(request, body)
+
+    def _report(self, answer: Reported) -> None:
+        """Count the usage of an answer whose usage was written."""
+        totals = self.usage_totals.get(answer.model, UsageTotals())
+        self.usage_totals[answer.model] = totals.plus(answer)
 
     def _answer_later(self, request: Request, seconds: float, body: bytes) -> None:
         def answer() -> None:
@@ -522,6 +571,7 @@ class FakeUpstream:
         pieces: list[tuple[bytes, bool]],
         end: str = "finish",
         content_type: bytes = b"text/event-stream; charset=utf-8",
+        usage: tuple[int, Reported] | None = None,
     ) -> None:
         """
         Send C{pieces} one per C{x-fake-interval}, then end the response.
@@ -529,6 +579,8 @@ class FakeUpstream:
         @param pieces: (bytes, whether writing them completes an event).
         @param end: C{finish}; C{stall} (never finish); C{reset} (abort the
             connection, an interval after the last piece).
+        @param usage: the index of the piece that completes the usage the
+            stream reports, and that usage: counted when it is written.
         """
         interval = float(received.header("x-fake-interval") or 0)
         request.setHeader(b"content-type", content_type)
@@ -547,18 +599,22 @@ class FakeUpstream:
 
         def send(i: int) -> None:
             timer.clear()
-            if gone:
-                return
-            if i < len(pieces):
+            # A loop, not recursion, when there is no interval: a stream may
+            # have thousands of pieces.
+            while not gone and i < len(pieces):
                 data, completes_event = pieces[i]
                 request.write(data)
                 if completes_event:
                     received.events_sent += 1
+                if usage is not None and usage[0] == i:
+                    self._report(usage[1])
+                i += 1
                 if interval > 0:
-                    timer.append(self.reactor.callLater(interval, send, i + 1))
-                else:
-                    send(i + 1)
-            elif end == "reset":
+                    timer.append(self.reactor.callLater(interval, send, i))
+                    return
+            if gone:
+                return
+            if end == "reset":
                 channel = request.channel
                 transport: Any = channel.transport if channel is not None else None
                 if transport is not None:
@@ -574,9 +630,12 @@ class FakeUpstream:
     ) -> None:
         """A chat-completion stream shaped by the C{x-fake-*} headers."""
         pieces: list[tuple[bytes, bool]] = []
+        usage: tuple[int, Reported] | None = None
         if received.header("x-fake-script") == "tools":
-            script = [*TOOL_SCRIPT[:-1], _with_copilot_usage(TOOL_SCRIPT[-1], payload)]
+            last, answer = _with_copilot_usage(TOOL_SCRIPT[-1], payload)
+            script = [*TOOL_SCRIPT[:-1], last]
             pieces = [(b"data: " + json.dumps(e).encode() + b"\n\n", True) for e in script]
+            usage = (len(pieces) - 1, answer)
             pieces.append((b"data: [DONE]\n\n", False))
             mode = "finish"
         else:
@@ -585,10 +644,12 @@ class FakeUpstream:
             frames = [chunk_event(i, _content(i, size)) for i in range(events)]
             pieces = _split(frames, received.header("x-fake-split") is not None)
             if mode not in ("stall", "reset"):
-                pieces.append((_final_chat_events(payload, events), False))
+                final, answer = _final_chat_events(payload, events)
+                usage = (len(pieces), answer)
+                pieces.append((final, False))
                 mode = "finish"
         content_type = received.header("x-fake-content-type") or "text/event-stream"
-        self._paced(request, received, pieces, mode, content_type.encode())
+        self._paced(request, received, pieces, mode, content_type.encode(), usage)
 
     def _responses_stream(
         self, request: Request, received: Received, payload: dict[str, Any], mode: str
@@ -608,7 +669,11 @@ class FakeUpstream:
             terminal = "none"
         frames = response_events(turn, terminal)
         split = received.header("x-fake-split") is not None
-        self._paced(request, received, _split(frames, split), end)
+        usage = None
+        if terminal in ("completed", "incomplete", "failed"):
+            # The terminal event, last, carries the usage.
+            usage = (_piece_ending(len(frames) - 1, split), reported(turn.model, turn.tokens))
+        self._paced(request, received, _split(frames, split), end, usage=usage)
 
 
 def _reasons(payload: dict[str, Any]) -> bool:
@@ -617,14 +682,18 @@ def _reasons(payload: dict[str, Any]) -> bool:
     return bool(declared.get("reasoning_effort"))
 
 
-def _with_copilot_usage(chunk: dict[str, Any], payload: dict[str, Any]) -> dict[str, Any]:
+def _with_copilot_usage(
+    chunk: dict[str, Any], payload: dict[str, Any]
+) -> tuple[dict[str, Any], Reported]:
+    """The usage-only chunk with Copilot's C{copilot_usage}, and what it reports."""
     usage = chunk["usage"]
     tokens = Tokens(
         usage["prompt_tokens"],
         usage["completion_tokens"],
         usage["prompt_tokens_details"]["cached_tokens"],
     )
-    return {**chunk, "copilot_usage": copilot_usage(str(payload.get("model", "gpt-4o")), tokens)}
+    model = str(payload.get("model", "gpt-4o"))
+    return {**chunk, "copilot_usage": copilot_usage(model, tokens)}, reported(model, tokens)
 
 
 def _events_asked(received: Received) -> int:
@@ -634,6 +703,9 @@ def _events_asked(received: Received) -> int:
 def _content(index: int, size: int) -> str:
     stem = f"tok{index} "
     return (stem * (size // len(stem) + 1))[:size]
+
+
+_COMPLETION_TOKENS = Tokens(5, 4)
 
 
 def _completion(payload: Any) -> dict[str, Any]:
@@ -650,8 +722,8 @@ def _completion(payload: Any) -> dict[str, Any]:
                 "finish_reason": "stop",
             }
         ],
-        "usage": openai_usage(Tokens(5, 4)),
-        "copilot_usage": copilot_usage(str(model), Tokens(5, 4)),
+        "usage": openai_usage(_COMPLETION_TOKENS),
+        "copilot_usage": copilot_usage(str(model), _COMPLETION_TOKENS),
     }
 
 

@@ -34,6 +34,7 @@ from ._model import (
 )
 from ._pipeline import StreamTranslation
 from ._responses import ResponsesCodec
+from ._usage import UsageCounts, UsageTap
 
 __all__ = [
     "INTERLEAVED_THINKING",
@@ -65,6 +66,8 @@ __all__ = [
     "ToolResult",
     "TranslationError",
     "Usage",
+    "UsageCounts",
+    "UsageTap",
     "codec_for",
     "wants_thinking",
 ]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.interfaces import IAddress, IPushProducer
 from twisted.web.server import Request
 
@@ -45,3 +46,17 @@ class ProxyRequest(Request):
 def client_key_of(request: Request) -> str | None:
     """The client key name of C{request}, for requests of other sites too."""
     return request.client_key if isinstance(request, ProxyRequest) else None
+
+
+def client_label(request: Request) -> str:
+    """
+    Who a request is counted and limited as: its client key's name, else
+    its address (C{addr:<ip>}, or C{addr:local} on a unix socket).
+    """
+    name = client_key_of(request)
+    if name is not None:
+        return name
+    address = request.getClientAddress()
+    if isinstance(address, (IPv4Address, IPv6Address)):
+        return f"addr:{address.host}"
+    return "addr:local"

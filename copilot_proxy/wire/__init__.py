@@ -1,6 +1,6 @@
 """
 What crosses the wire, as pure rules: headers, routes, request targets, error
-bodies, server-sent events, log fields, outcomes.
+bodies, server-sent events, log fields, outcomes, quota headers.
 """
 
 from ._copilot_headers import (
@@ -31,6 +31,7 @@ from ._proxy_env import (
     parse_proxy_url,
     proxy_chooser,
 )
+from ._quota import MAX_SNAPSHOTS, QuotaSnapshot, parse_quota_header, quota_headers
 from ._request_target import (
     ALLOWED_METHODS,
     BAD_FRAMING,
@@ -49,6 +50,7 @@ __all__ = [
     "BAD_FRAMING",
     "DEFAULT_HEADERS",
     "HOP_BY_HOP",
+    "MAX_SNAPSHOTS",
     "NOT_A_FORWARD_PROXY",
     "PARSE_LIMIT",
     "BodyError",
@@ -59,6 +61,7 @@ __all__ = [
     "ForwardProxy",
     "Outcome",
     "ProxySettingError",
+    "QuotaSnapshot",
     "SSESplitter",
     "Secret",
     "Surface",
@@ -81,8 +84,10 @@ __all__ = [
     "parse_json_body",
     "parse_override",
     "parse_proxy_url",
+    "parse_quota_header",
     "path_for_log",
     "proxy_chooser",
+    "quota_headers",
     "safe_model",
     "target_problem",
     "upstream_error_text",

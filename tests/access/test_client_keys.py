@@ -49,7 +49,7 @@ def test_environment_keys_are_comma_separated() -> None:
     ("text", "message"),
     [
         ("sk-tiny name\n", "shorter than 16"),
-        (f"{ALICE} alice extra\n", "more than a key and a name"),
+        (f"{ALICE} alice extra\n", "unknown setting 'extra'"),
         (f"{ALICE} al/ice\n", "key name"),
         (
             "sk-\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\n",

@@ -6,7 +6,16 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from copilot_proxy.access import Rate, StreamSlots, TokenBuckets, parse_rate, retry_after
+from copilot_proxy.access import (
+    PerKeyRates,
+    Rate,
+    RateLimiter,
+    StreamSlots,
+    TokenBuckets,
+    key_burst,
+    parse_rate,
+    retry_after,
+)
 
 
 class Clock:
@@ -115,3 +124,52 @@ def test_stream_slots_cap_total_and_per_key_and_serve_waiters_in_order() -> None
     slots.release("c")
     assert served == ["c1", "a1", "c2"]
     assert slots.in_flight == 2 and len(slots) == 0
+
+
+def test_a_keys_own_rate_replaces_the_proxy_wide_one_with_its_count_as_burst() -> None:
+    clock = Clock()
+    limits: RateLimiter = PerKeyRates(Rate(1, 1), burst=1, clock=clock)
+    own = Rate(3, 60)
+    assert key_burst(own) == 3 and key_burst(Rate(0.5, 1)) == 1
+    assert [limits.take("alice", own) for _ in range(3)] == [0.0, 0.0, 0.0]
+    assert limits.take("alice", own) == pytest.approx(20.0)
+    assert limits.take("bob") == 0.0, "bob has the proxy-wide rate"
+    assert limits.take("bob") == pytest.approx(1.0)
+    clock.now += 1
+    assert limits.take("bob") == 0.0
+    assert limits.take("alice", own) == pytest.approx(19.0), "alice's own rate is slower"
+
+
+def test_without_a_proxy_wide_rate_only_keys_with_their_own_are_limited() -> None:
+    clock = Clock()
+    limits = PerKeyRates(None, burst=1, clock=clock)
+    assert all(limits.take("anyone") == 0.0 for _ in range(100))
+    assert limits.reserve("anyone") == 0.0
+    limits.refund("anyone")
+    own = Rate(1, 60)
+    assert limits.reserve("alice", own) == 0.0
+    assert limits.reserve("alice", own) == pytest.approx(60.0)
+    limits.refund("alice", own)
+    assert limits.take("alice", own) == pytest.approx(60.0)
+
+
+def test_a_keys_own_stream_cap_replaces_the_per_key_cap() -> None:
+    slots = StreamSlots(total=None, per_key=1)
+    assert slots.try_acquire("alice", cap=2) and slots.try_acquire("alice", cap=2)
+    assert not slots.try_acquire("alice", cap=2) and slots.key_full("alice", cap=2)
+    assert slots.try_acquire("bob") and not slots.try_acquire("bob")
+    served: list[str] = []
+    slots.wait("alice", lambda: served.append("alice"), cap=2)
+    slots.wait("bob", lambda: served.append("bob"))
+    slots.release("bob")
+    assert served == ["bob"], "alice's waiter keeps its own cap"
+    slots.release("alice")
+    assert served == ["bob", "alice"]
+
+
+def test_a_keys_own_stream_cap_holds_without_a_per_key_cap() -> None:
+    slots = StreamSlots(total=None, per_key=None)
+    assert slots.try_acquire("alice", cap=1)
+    assert not slots.try_acquire("alice", cap=1)
+    assert all(slots.try_acquire("bob") for _ in range(10))
+    assert not slots.key_full("bob")

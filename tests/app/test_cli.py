@@ -6,23 +6,31 @@ tmp_path, so no login of the person running the tests is touched.
 
 from __future__ import annotations
 
+import json
 import stat
 import sys
+import time
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
+import pytest
 import pytest_twisted
+from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.utils import getProcessOutputAndValue
 
+from copilot_proxy.app._cli import health_url, quota_lines
+from copilot_proxy.shared import COUNTERS, SqliteLedger
+from copilot_proxy.shared._ledger import first_day, utc_day
 from copilot_proxy.testing.fake_github import GITHUB_TOKEN, USER_CODE
 from copilot_proxy.tokens import store_token
 from copilot_proxy.wire import Secret
 
-from .._helpers import GitHub, timeout
+from .._helpers import GitHub, Proxy, Upstream, fetch, port_number, stream_request, timeout
 from .._twistd import clean_env
 
 CLI = str(Path(sys.executable).with_name("copilot-proxy"))
+STATIC_TOKEN = "tid=abc;exp=4102444800;sku=x;8kp=1:deadbeef"
 
 
 async def _cli(
@@ -108,8 +116,7 @@ async def test_status_shows_source_expiry_api_plan_and_quota_but_no_token(
 
 @pytest_twisted.ensureDeferred
 async def test_status_of_a_static_token_reads_its_expiry(tmp_path: Path) -> None:
-    token = "tid=abc;exp=4102444800;sku=x;8kp=1:deadbeef"
-    out, err, code = await _cli(None, tmp_path, "status", COPILOT_TOKEN=token)
+    out, err, code = await _cli(None, tmp_path, "status", COPILOT_TOKEN=STATIC_TOKEN)
     assert code == 0, err
     assert "credential: COPILOT_TOKEN (a static Copilot token, never renewed)" in out
     assert "valid until 2100-01-01 00:00:00 UTC" in out
@@ -175,3 +182,256 @@ async def test_status_goes_through_the_corporate_proxy(
     assert "GitHub account: octocat" in out
     targets = {target for method, target, headers in proxy.requests if method == "CONNECT"}
     assert targets == {github.url.removeprefix("http://")}
+
+
+# status --proxy: the quotas a running proxy saw -------------------------------
+
+
+@pytest_twisted.ensureDeferred
+async def test_status_with_proxy_prints_the_quotas_the_proxy_saw(
+    proxy: Proxy, upstream: Upstream, tmp_path: Path
+) -> None:
+    headers, body = stream_request(events=2)
+    response, _ = await fetch(proxy.url + "/chat/completions", b"POST", headers, body)
+    assert response.code == 200
+    out, err, code = await _cli(
+        None, tmp_path, "status", "--proxy", proxy.url, COPILOT_TOKEN=STATIC_TOKEN
+    )
+    assert code == 0, err
+    lines = out.splitlines()
+    assert "credential: COPILOT_TOKEN (a static Copilot token, never renewed)" in lines
+    heading = lines.index(
+        f"quota as the proxy's latest upstream answers showed ({proxy.url}/_proxy/healthz):"
+    )
+    # The fake's windows began when it started, within the last minute.
+    assert lines[heading + 1 :] == [
+        "  session limit: 99.0% left, resets in 4 h 59 min",
+        "  weekly limit: 99.8% left, resets in 6 days 23 h",
+        "  premium requests: 99.6% left, resets in 29 days 23 h",
+        "  chat: 99.9% left, resets in 29 days 23 h",
+    ]
+
+
+@pytest_twisted.ensureDeferred
+async def test_status_with_proxy_before_any_answer_says_none_yet(
+    proxy: Proxy, tmp_path: Path
+) -> None:
+    out, err, code = await _cli(
+        None, tmp_path, "status", "--proxy", proxy.url + "/", COPILOT_TOKEN=STATIC_TOKEN
+    )
+    assert code == 0, err
+    assert out.splitlines()[-1] == (
+        "proxy quota: none seen yet (no upstream answer since the proxy started)"
+    )
+
+
+@pytest_twisted.ensureDeferred
+async def test_status_with_an_unreachable_proxy_says_so_and_still_reports(
+    reactor: Any, tmp_path: Path
+) -> None:
+    # A port that was free a moment ago, closed again before anyone connects.
+    port = reactor.listenTCP(0, Factory.forProtocol(Protocol), interface="127.0.0.1")
+    url = f"http://127.0.0.1:{port_number(port)}"
+    await port.stopListening()
+    out, err, code = await _cli(None, tmp_path, "status", "--proxy", url)
+    # No credential here: the command fails, but says what the proxy showed.
+    assert code == 1
+    assert err.startswith("copilot-proxy: no credentials"), err
+    last = out.splitlines()[-1]
+    assert last.startswith(f"proxy quota: unknown (cannot read {url}/_proxy/healthz: "), last
+    assert "refused" in last.lower()
+
+
+@pytest_twisted.ensureDeferred
+async def test_status_with_a_proxy_that_is_no_url_is_one_line(tmp_path: Path) -> None:
+    out, err, code = await _cli(None, tmp_path, "status", "--proxy", "127.0.0.1:8080")
+    assert code == 1
+    assert err.splitlines() == [
+        "copilot-proxy: --proxy needs an http:// or https:// URL, not '127.0.0.1:8080'"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("given", "health"),
+    [
+        ("http://127.0.0.1:8080", "http://127.0.0.1:8080/_proxy/healthz"),
+        ("http://127.0.0.1:8080/", "http://127.0.0.1:8080/_proxy/healthz"),
+        ("https://proxy.example/admin", "https://proxy.example/admin/healthz"),
+        ("http://127.0.0.1:8080/_proxy/?x=1", "http://127.0.0.1:8080/_proxy/healthz"),
+    ],
+)
+def test_health_url_of_a_proxy(given: str, health: str) -> None:
+    assert health_url(given) == health
+
+
+def test_quota_lines_read_like_a_sentence() -> None:
+    document = {
+        "weekly": {"percent_remaining": 80.44, "resets_in_s": 3 * 86400 + 7200.0},
+        "session": {
+            "percent_remaining": 63.0,
+            "resets_in_s": 2 * 3600 + 10 * 60 + 5.0,
+            "seen_s_ago": 0.2,
+        },
+        "premium_interactions": {"entitlement": -1, "percent_remaining": 100.0},
+        "premium_models": {"percent_remaining": 0.0, "overage": 3.0, "resets_in_s": -5.0},
+        "new_thing": {"percent_remaining": 50.0, "resets_in_s": 59.0, "seen_s_ago": 600.0},
+    }
+    assert quota_lines(document) == [
+        "session limit: 63.0% left, resets in 2 h 10 min",
+        "weekly limit: 80.4% left, resets in 3 days 2 h",
+        "premium requests: unlimited",
+        "premium models: 0.0% left, 3 over the quota, reset due",
+        "new thing: 50.0% left, resets in under a minute (seen 10 min ago)",
+    ]
+
+
+def test_quota_lines_leave_out_what_no_proxy_writes() -> None:
+    document: dict[str, Any] = {
+        "session": {
+            "percent_remaining": "63",
+            "resets_in_s": float("inf"),
+            "overage": True,
+            "entitlement": True,
+        },
+        "Bad Name\x1b[31m": {"percent_remaining": 1.0},
+        "chat": "not a mapping",
+        **{f"q{i:02}": {"percent_remaining": float("nan")} for i in range(40)},
+    }
+    lines = quota_lines(document)
+    assert lines[0] == "session limit: share left unknown"
+    assert lines[1] == "q00: share left unknown"
+    assert len(lines) == 16
+    assert not any("Bad" in line or "chat" in line for line in lines)
+
+
+# usage -----------------------------------------------------------------
+
+
+def _seed_ledger(tmp_path: Path) -> tuple[str, str]:
+    """
+    A ledger in the default state directory with usage two days ago and
+    twenty days ago; returns those two days.
+    """
+    directory = tmp_path / "config" / "copilot-proxy"
+    directory.mkdir(parents=True)
+    today = utc_day(time.time())
+    recent, old = first_day(today, 3), first_day(today, 21)
+    store = SqliteLedger(directory / "usage.sqlite3")
+    store.add(
+        {
+            (recent, "alice", "gpt-4.1"): {
+                "requests": 1200,
+                "input_tokens": 1_234_567,
+                "cached_tokens": 1_000,
+                "output_tokens": 4_321,
+                "reasoning_tokens": 21,
+                "nano_aiu": 12_345_000_000,
+            },
+            (recent, "bob", "claude-sonnet-4"): {"requests": 3, "refused": 2, "errors": 1},
+            (old, "alice", "gpt-4.1"): {"requests": 34, "nano_aiu": 1_000_000_000},
+        }
+    )
+    store.close()
+    return recent, old
+
+
+@pytest_twisted.ensureDeferred
+async def test_usage_shows_a_table_per_key_and_model_with_a_total(tmp_path: Path) -> None:
+    _seed_ledger(tmp_path)
+    out, err, code = await _cli(None, tmp_path, "usage")
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0].startswith("Usage from ") and "(UTC)" in lines[0]
+    assert lines[1].split() == [
+        "key",
+        "model",
+        "requests",
+        "refused",
+        "errors",
+        "input",
+        "cached",
+        "output",
+        "reasoning",
+        "credits",
+    ]
+    rows = [line.split() for line in lines[2:]]
+    assert rows == [
+        ["alice", "gpt-4.1", "1,234", "0", "0", "1,234,567", "1,000", "4,321", "21", "13.35"],
+        ["bob", "claude-sonnet-4", "3", "2", "1", "0", "0", "0", "0", "0.00"],
+        ["total", "1,237", "2", "1", "1,234,567", "1,000", "4,321", "21", "13.35"],
+    ]
+
+
+@pytest_twisted.ensureDeferred
+async def test_usage_json_is_the_usage_document(tmp_path: Path) -> None:
+    recent, old = _seed_ledger(tmp_path)
+    out, err, code = await _cli(None, tmp_path, "usage", "--json")
+    assert code == 0, err
+    document = json.loads(out)
+    assert set(document) == {"since", "until", "days", "keys"}
+    assert document["days"] == 30
+    assert document["since"] == first_day(document["until"], 30)
+    assert list(document["keys"]) == ["alice", "bob"]
+    alice = document["keys"]["alice"]["gpt-4.1"]
+    assert list(alice) == list(COUNTERS)
+    assert alice["requests"] == 1234 and alice["nano_aiu"] == 13_345_000_000
+
+
+@pytest_twisted.ensureDeferred
+async def test_usage_days_and_key_narrow_the_answer(tmp_path: Path) -> None:
+    _seed_ledger(tmp_path)
+    out, err, code = await _cli(None, tmp_path, "usage", "--json", "--days", "5")
+    assert code == 0, err
+    document = json.loads(out)
+    assert document["days"] == 5
+    assert document["keys"]["alice"]["gpt-4.1"]["requests"] == 1200
+    out, err, code = await _cli(None, tmp_path, "usage", "--json", "--key", "bob")
+    assert code == 0, err
+    assert list(json.loads(out)["keys"]) == ["bob"]
+    out, err, code = await _cli(None, tmp_path, "usage", "--key", "carol")
+    assert code == 0, err
+    assert out.startswith("No usage recorded for key carol from ")
+
+
+@pytest_twisted.ensureDeferred
+async def test_usage_of_a_proxy_that_never_ran_is_empty_and_leaves_no_file(
+    tmp_path: Path,
+) -> None:
+    out, err, code = await _cli(None, tmp_path, "usage")
+    assert code == 0, err
+    assert len(out.splitlines()) == 1 and out.startswith("No usage recorded from ")
+    state = tmp_path / "state"
+    state.mkdir()
+    out, err, code = await _cli(None, tmp_path, "usage", "--json", "--state-dir", str(state))
+    assert code == 0, err
+    assert json.loads(out)["keys"] == {}
+    assert list(state.iterdir()) == []
+
+
+@pytest_twisted.ensureDeferred
+async def test_usage_errors_are_one_line(tmp_path: Path) -> None:
+    runs = [
+        (("usage", "--days", "0"), {}),
+        (("usage", "--days", "many"), {}),
+        (("usage", "--redis", "redis://:hunter2@127.0.0.1:1"), {}),
+        (("usage",), {"COPILOT_PROXY_REDIS": "redis://:hunter2@127.0.0.1:1"}),
+        (("usage", "--redis", "http://example"), {}),
+    ]
+    for args, env in runs:
+        out, err, code = await _cli(None, tmp_path, *args, **env)
+        assert code == 1, args
+        assert len(err.splitlines()) == 1 and err.startswith("copilot-proxy: "), err
+        assert "Traceback" not in err and "hunter2" not in out + err
+        if "127.0.0.1:1" in " ".join(args) + str(env):
+            assert "Redis at redis://:***@127.0.0.1:1/0" in err, err
+    assert "--redis must start with" in err
+
+
+@pytest_twisted.ensureDeferred
+async def test_usage_of_a_file_that_is_no_ledger_is_one_line(tmp_path: Path) -> None:
+    directory = tmp_path / "config" / "copilot-proxy"
+    directory.mkdir(parents=True)
+    (directory / "usage.sqlite3").write_bytes(b"not a database, at all" * 100)
+    out, err, code = await _cli(None, tmp_path, "usage")
+    assert code == 1
+    assert len(err.splitlines()) == 1 and "usage.sqlite3" in err, err

@@ -30,6 +30,7 @@ from .._twistd import TWISTD, Twistd, clean_env, run_twistd
 UNITS = Path(__file__).resolve().parents[2] / "contrib" / "systemd"
 SERVICES = ("copilot-proxy.service", "copilot-proxy-activated.service")
 DROP_IN = "copilot-proxy-token.conf"
+REDIS_DROP_IN = "copilot-proxy-redis.conf"
 INSTALLED_TWISTD = "/opt/copilot-proxy/bin/twistd"
 TOKEN = "fake-copilot-token"
 
@@ -62,7 +63,8 @@ def systemd_analyze() -> str:
 def units_for_this_machine(directory: Path, drop_in: bool = False) -> list[Path]:
     """
     Copies of the units whose C{ExecStart} names this environment's twistd,
-    with the token drop-in installed for both services if C{drop_in}.
+    with the token and Redis drop-ins installed for both services if
+    C{drop_in}.
 
     C{systemd-analyze verify} checks that the C{ExecStart} binary exists and
     is executable.  The units name the documented install location,
@@ -80,6 +82,7 @@ def units_for_this_machine(directory: Path, drop_in: bool = False) -> list[Path]
             conf = directory / f"{unit.name}.d" / "token.conf"
             conf.parent.mkdir()
             conf.write_text((UNITS / DROP_IN).read_text())
+            (conf.parent / "redis.conf").write_text((UNITS / REDIS_DROP_IN).read_text())
     return copies
 
 
@@ -132,9 +135,10 @@ def exec_start_argv(unit: str, credentials: Path, drop_in: bool = False) -> list
     (line,) = directives(unit)["ExecStart"]
     env = {"COPILOT_PROXY_OPTS": ""}
     if drop_in:
-        for assignment in directives(DROP_IN)["Environment"]:
-            name, _, value = assignment.partition("=")
-            env[name] = value.replace("%d", str(credentials))
+        for conf in (DROP_IN, REDIS_DROP_IN):
+            for assignment in directives(conf)["Environment"]:
+                name, _, value = assignment.partition("=")
+                env[name] = value.replace("%d", str(credentials))
     line = re.sub(r"\$\{(\w+)\}", lambda m: env.get(m.group(1), ""), line)
     argv: list[str] = []
     for word in shlex.split(line):
@@ -156,6 +160,7 @@ async def test_exec_start_runs_our_plugin_with_options_it_knows(
     assert argv[1:4] == ["-n", "--pidfile=", "copilot-proxy"]
     if drop_in:
         assert f"--github-token-file={tmp_path}/github-token" in argv
+        assert f"--redis-password-file={tmp_path}/redis-password" in argv
     # --help goes last, so every option before it is parsed first: an
     # unknown one fails the run.
     out, err, code = await getProcessOutputAndValue(
@@ -195,6 +200,13 @@ def test_token_drop_in_hands_the_file_over_as_a_credential() -> None:
     found = directives(DROP_IN)
     assert found["LoadCredential"] == ["github-token:/etc/copilot-proxy/github-token"]
     assert found["Environment"] == ["COPILOT_PROXY_CREDENTIAL=--github-token-file=%d/github-token"]
+
+
+def test_redis_drop_in_keeps_the_password_out_of_the_url() -> None:
+    found = directives(REDIS_DROP_IN)
+    assert found["LoadCredential"] == ["redis-password:/etc/copilot-proxy/redis-password"]
+    (url,) = (e for e in found["Environment"] if e.startswith("COPILOT_PROXY_REDIS="))
+    assert "@" not in url
 
 
 def test_socket_hands_its_port_to_the_activated_service() -> None:

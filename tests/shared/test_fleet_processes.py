@@ -376,3 +376,63 @@ async def test_an_upstream_retry_after_holds_back_the_whole_fleet(
     other = json.dumps({"model": "gpt-4.1", "messages": [{"role": "user", "content": "hi"}]})
     response, _ = await fetch(second + "/chat/completions", b"POST", headers, other.encode())
     assert response.code == 200
+
+
+@pytest_twisted.ensureDeferred
+async def test_one_models_fetch_serves_the_whole_fleet(
+    fleet_of: Any, redis: RedisServer, upstream: Upstream
+) -> None:
+    fleet = fleet_of("--redis", redis.url, "--cache-ttl", "60")
+    await fleet.start(3)
+
+    def model_lists() -> int:
+        return sum(1 for r in client_requests(upstream.fake) if r.path == "/models")
+
+    bodies = set()
+    for i in range(9):
+        response, body = await fetch(fleet.urls[i % 3] + "/v1/models", headers={"x-api-key": BOB})
+        assert response.code == 200
+        bodies.add(body)
+    assert model_lists() == 1
+    assert len(bodies) == 1
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_redis_password_is_never_shown(
+    fleet_of: Any, upstream: Upstream, tmp_path: Path
+) -> None:
+    password = "redis-secret-password-4242"
+    redis = RedisServer(password=password)
+    redis.start()
+    try:
+        secret = tmp_path / "redis-password"
+        secret.write_text(password + "\n")
+        secret.chmod(0o600)
+        url = f"redis://127.0.0.1:{redis.port}/0"
+        fleet = fleet_of(
+            "--redis", url, "--redis-password-file", str(secret), "--rate-limit", "5/s"
+        )
+        await fleet.start(1)
+        proxy = fleet.urls[0]
+        assert (await _post(proxy, ALICE))[0] == 200
+        health = await _health(proxy)
+        assert health["shared_state"]["status"] == "ok"
+        redis.stop()
+        for _ in range(3):
+            await _post(proxy, ALICE)
+        health_text = json.dumps(await _health(proxy))
+        assert "unavailable" in health_text
+        _, metrics = await fetch(
+            proxy + "/_proxy/metrics", headers={"authorization": f"Bearer {OPS}"}
+        )
+        # Named keys get their own series.
+        assert b'copilot_proxy_key_requests_total{key="alice",result="requests"}' in metrics
+        _, usage = await fetch(proxy + "/_proxy/usage", headers={"authorization": f"Bearer {OPS}"})
+        # The password given in the URL instead: refused in ps, never shown.
+        fleet2 = fleet_of("--redis", f"redis://:{password}@127.0.0.1:{redis.port}/0")
+        await fleet2.start(1)
+        for text in (health_text, metrics.decode(), usage.decode(), fleet.logs, fleet2.logs):
+            assert password not in text
+        assert "holds a password, which other users can see in ps" in fleet2.logs
+    finally:
+        redis.close()

@@ -28,8 +28,15 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any, cast
 
+from twisted.internet.abstract import isIPAddress, isIPv6Address
 from twisted.internet.defer import Deferred, FirstError, fail, gatherResults
-from twisted.internet.endpoints import HostnameEndpoint, UNIXClientEndpoint, wrapClientTLS
+from twisted.internet.endpoints import (
+    HostnameEndpoint,
+    TCP4ClientEndpoint,
+    TCP6ClientEndpoint,
+    UNIXClientEndpoint,
+    wrapClientTLS,
+)
 from twisted.internet.interfaces import IDelayedCall, IStreamClientEndpoint
 from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.ssl import Certificate, optionsForClientTLS, trustRootFromCertificates
@@ -117,9 +124,15 @@ def _endpoint(reactor: Any, target: RedisTarget, timeout: float) -> IStreamClien
     if target.path is not None:
         return UNIXClientEndpoint(reactor, target.path, timeout=timeout)
     assert target.host is not None
-    endpoint: IStreamClientEndpoint = HostnameEndpoint(
-        reactor, target.host, target.port, timeout=timeout
-    )
+    endpoint: IStreamClientEndpoint
+    # An address needs no resolver thread (nor HostnameEndpoint's pacing of
+    # attempts): a refused connection is known at once.
+    if isIPAddress(target.host):
+        endpoint = TCP4ClientEndpoint(reactor, target.host, target.port, timeout=timeout)
+    elif isIPv6Address(target.host):
+        endpoint = TCP6ClientEndpoint(reactor, target.host, target.port, timeout=timeout)
+    else:
+        endpoint = HostnameEndpoint(reactor, target.host, target.port, timeout=timeout)
     if target.tls:
         roots: Any = None
         if target.ca is not None:

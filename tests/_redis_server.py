@@ -39,9 +39,15 @@ class RedisServer:
     slow (SIGSTOP), as a server swapping or stuck would be.
     """
 
-    def __init__(self, password: str | None = None) -> None:
+    def __init__(self, password: str | None = None, tls: tuple[Path, Path] | None = None) -> None:
+        """
+        @param tls: a key and certificate: the server also serves TLS on
+            L{tls_port}.
+        """
         self.directory = Path(tempfile.mkdtemp(prefix="redis-test-"))
         self.port = free_port()
+        self.tls = tls
+        self.tls_port = free_port() if tls is not None else None
         self.socket = str(self.directory / "redis.sock")
         self.password = password
         self._process: subprocess.Popen[bytes] | None = None
@@ -80,6 +86,10 @@ class RedisServer:
         ]
         if self.password:
             args += ["--requirepass", self.password]
+        if self.tls is not None:
+            key, cert = self.tls
+            args += ["--tls-port", str(self.tls_port), "--tls-auth-clients", "no"]
+            args += ["--tls-cert-file", str(cert), "--tls-key-file", str(key)]
         self._process = subprocess.Popen(
             args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )

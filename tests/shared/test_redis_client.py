@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,6 +20,7 @@ from copilot_proxy.shared._redis import RedisClient, Script, SharedStateUnavaila
 from copilot_proxy.shared._resp import ReplyError
 from tests._helpers import until
 from tests._redis_server import RedisServer, needs_redis
+from tests._tls import self_signed
 
 pytestmark = needs_redis
 
@@ -153,3 +155,30 @@ async def test_pipelined_calls_keep_their_order(server: RedisServer) -> None:
         assert replies == [str(i).encode() for i in range(200)]
     finally:
         await c.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_tls_verifies_the_servers_certificate_and_name(tmp_path: Path) -> None:
+    key, cert = self_signed(tmp_path, "localhost")
+    redis = RedisServer(tls=(key, cert))
+    redis.start()
+    try:
+        good = client(f"rediss://localhost:{redis.tls_port}/0?ca={cert}")
+        try:
+            assert await good.call("PING") == b"PONG"
+        finally:
+            await good.stop()
+        # Not signed by a root the system trusts; the right root but the
+        # wrong name: both refused.
+        for url in (
+            f"rediss://localhost:{redis.tls_port}/0",
+            f"rediss://127.0.0.1:{redis.tls_port}/0?ca={cert}",
+        ):
+            bad = client(url, timeout=1.0)
+            try:
+                with pytest.raises(SharedStateUnavailable):
+                    await bad.call("PING")
+            finally:
+                await bad.stop()
+    finally:
+        redis.close()

@@ -13,7 +13,6 @@ again within the lease's lifetime.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
@@ -135,10 +134,3 @@ class FleetAccess:
 
 def _ignore(failure: Failure) -> None:
     failure.trap(SharedStateUnavailable, Exception)
-
-
-def late(request: ProxyRequest, outcome: Any) -> None:
-    """Finish with an answer decided after C{render} has returned."""
-    if isinstance(outcome, bytes) and request.channel is not None:
-        request.write(outcome)
-        request.finish()

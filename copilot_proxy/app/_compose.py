@@ -28,7 +28,7 @@ from ..access import (
     readable_by_others,
 )
 from ..metrics import ProxyMetrics, QuotaBoard
-from ..relay import BodyBudget, InFlight, RelayContext, RelayOptions, UpstreamHolds
+from ..relay import NO_MODEL, BodyBudget, InFlight, RelayContext, RelayOptions, UpstreamHolds
 from ..server import AdminPages, ProxyResource, ProxyService, ProxySite, listen
 from ..settings import ConfigError, ProxyConfig, pem_certificates
 from ..shared import SharedState
@@ -41,10 +41,9 @@ from ._workers import adopt_listening_socket
 
 _log = Logger(namespace="copilot_proxy")
 
-#: The proxy's own refusals the usage ledger counts (as C{refused}), and the
-#: model they are counted under: they are refused before the body is read.
+#: The proxy's own refusals the usage ledger counts (as C{refused}, under
+#: L{NO_MODEL}: they are refused before the body is read).
 LEDGER_REFUSALS = frozenset({401, 413, 429})
-NO_MODEL = "-"
 
 
 def build_gate(

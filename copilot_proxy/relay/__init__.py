@@ -8,11 +8,12 @@ from ._context import RefuseRequest, RelayContext, RelayOptions, UpstreamCall
 from ._exchange import Exchange
 from ._holds import UpstreamHolds
 from ._inflight import InFlight, Relay
-from ._record import record_end
+from ._record import NO_MODEL, count_usage, record_end
 from ._sinks import BodySink, Collect, Translate
 from ._strategy import PASSTHROUGH, OpenAIPassthrough, RelayStrategy, default_sink
 
 __all__ = [
+    "NO_MODEL",
     "PASSTHROUGH",
     "BodyBudget",
     "BodySink",
@@ -28,6 +29,7 @@ __all__ = [
     "Translate",
     "UpstreamCall",
     "UpstreamHolds",
+    "count_usage",
     "default_sink",
     "record_end",
 ]

@@ -27,7 +27,6 @@ from twisted.web.client import ResponseDone
 from twisted.web.http import PotentialDataLoss
 from twisted.web.iweb import IResponse
 
-from ..shared import Ledger
 from ..translate import UsageTap
 from ..web import ProxyRequest, client_label, json_answer
 from ..wire import (
@@ -40,7 +39,7 @@ from ..wire import (
 from ._budget import BodyBudget
 from ._context import RefuseRequest, RelayContext, UpstreamCall
 from ._failures import answer_for, describe
-from ._record import record_end
+from ._record import count_usage, record_end
 from ._second_try import Again, Deliver, Discard, SecondTries
 from ._sinks import BodySink
 from ._strategy import RelayStrategy
@@ -356,7 +355,16 @@ class Exchange(Protocol):
         model = self._call.model if self._call is not None else self._strategy.model
         if context.ledger is not None:
             served = self._call.served if self._call is not None else None
-            self._count_usage(context.ledger, outcome, served or model)
+            tap, self._tap = self._tap, None
+            count_usage(
+                context.ledger,
+                client_label(self._request),
+                served or model,
+                outcome,
+                self._upstream_code,
+                sent=self._first_send_done,
+                usage=tap.counts() if tap is not None else None,
+            )
         now = context.reactor.seconds()
         record_end(
             self._request,
@@ -367,33 +375,6 @@ class Exchange(Protocol):
             duration=now - self._started,
             model=model,
         )
-
-    def _count_usage(self, ledger: Ledger, outcome: Outcome, model: str | None) -> None:
-        """
-        The ledger's counts of this exchange: a request the upstream
-        answered (with the usage its answer carried), or an error of one
-        that went upstream and failed.  One never sent counts nothing here.
-        """
-        failed = outcome in (Outcome.UPSTREAM_ERROR, Outcome.TIMEOUT)
-        code = self._upstream_code
-        if code is None and not (failed and self._first_send_done):
-            return
-        counts: dict[str, int] = {}
-        if failed or (code is not None and code >= 500):
-            counts["errors"] = 1
-        else:
-            counts["requests"] = 1
-        tap, self._tap = self._tap, None
-        usage = tap.counts() if tap is not None else None
-        if usage is not None:
-            counts.update(
-                input_tokens=usage.input_tokens,
-                cached_tokens=usage.cached_tokens,
-                output_tokens=usage.output_tokens,
-                reasoning_tokens=usage.reasoning_tokens,
-                nano_aiu=usage.nano_aiu,
-            )
-        ledger.count(client_label(self._request), model or "-", **counts)
 
 
 def _read_body(request: ProxyRequest, budget: BodyBudget) -> tuple[bytes, int]:

@@ -1,5 +1,6 @@
 """
-The end of an exchange, counted and logged in one place.
+The end of an exchange, counted, logged and entered in the usage ledger in
+one place.
 """
 
 from __future__ import annotations
@@ -7,8 +8,13 @@ from __future__ import annotations
 from twisted.web.server import Request
 
 from ..metrics import ProxyMetrics
+from ..shared import Ledger
+from ..translate import UsageCounts
 from ..web import log_access
 from ..wire import Outcome
+
+#: The model a request is counted under when none is known.
+NO_MODEL = "-"
 
 
 def record_end(
@@ -41,3 +47,41 @@ def record_end(
             duration,
         )
     log_access(request, outcome, received=received, ttfb=ttfb, duration=duration, model=model)
+
+
+def count_usage(
+    ledger: Ledger,
+    who: str,
+    model: str | None,
+    outcome: Outcome,
+    status: int | None,
+    *,
+    sent: bool,
+    usage: UsageCounts | None,
+) -> None:
+    """
+    Enter an ended exchange in the usage ledger: a request the upstream
+    answered (with the usage its answer carried), or an error of one that
+    went upstream and failed (no answer, cut, timed out, or a 5xx).  One
+    never sent counts nothing here (the gate counts its refusals).
+
+    @param status: the upstream's status, if it answered.
+    @param sent: whether the request went upstream.
+    """
+    failed = outcome in (Outcome.UPSTREAM_ERROR, Outcome.TIMEOUT)
+    if status is None and not (failed and sent):
+        return
+    counts: dict[str, int] = {}
+    if failed or (status is not None and status >= 500):
+        counts["errors"] = 1
+    else:
+        counts["requests"] = 1
+    if usage is not None:
+        counts.update(
+            input_tokens=usage.input_tokens,
+            cached_tokens=usage.cached_tokens,
+            output_tokens=usage.output_tokens,
+            reasoning_tokens=usage.reasoning_tokens,
+            nano_aiu=usage.nano_aiu,
+        )
+    ledger.count(who, model or NO_MODEL, **counts)

@@ -29,8 +29,57 @@ def test_help_lists_the_modes() -> None:
     out = subprocess.run(
         [sys.executable, str(SCRIPT), "--help"], capture_output=True, text=True, check=True
     ).stdout
-    for option in ("--quick", "--profile", "--workers", "--python", "--scenarios"):
+    for option in ("--quick", "--profile", "--workers", "--python", "--scenarios", "--redis"):
         assert option in out
+
+
+def test_redis_and_profile_are_refused_together() -> None:
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT), "--redis", "--profile", "stream-200"],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [
+        "benchmarks/run: --redis and --profile are separate runs: give one of them"
+    ]
+
+
+def test_redis_table_gives_what_redis_adds_to_the_in_process_limits() -> None:
+    def summary(variant: str, p50: float, cpu: float, scripts: int) -> dict[str, object]:
+        calls = {"evalsha": scripts, "time": scripts} if scripts else {}
+        return {
+            "variant": variant,
+            "scenario": "seq-1",
+            "requests": 1000,
+            "seconds": 1.0,
+            "errors": 0,
+            "latency_ms": {"p50": p50, "p99": 2 * p50},
+            "proxy_cpu_s": cpu,
+            "core_busy_pct": [20.0, 80.0],
+            "redis": {"commands": 2 * scripts, "reads": scripts, "calls": calls, "cpu_s": 0.05},
+        }
+
+    module = _load()
+    summaries = [
+        summary("no-limits", 0.800, 0.5, 0),
+        summary("local-rate", 0.810, 0.52, 0),
+        summary("redis-rate", 1.010, 0.6, 1000),
+    ]
+    text = "\n".join(
+        module.redis_table(
+            ["seq-1"], "proxy", ["no-limits", "local-rate", "redis-rate"], summaries
+        )
+    )
+    assert (
+        "seq-1     added p50 ms vs in-process  -                -                 +0.200" in text
+    )
+    assert "seq-1     redis scripts/request       0.000            0.000             1.00" in text
+    assert (
+        "seq-1: --redis (redis-rate vs local-rate) adds p50 +0.200 ms (0.810 -> 1.01), "
+        "proxy CPU +80 us/request (520 -> 600); Redis 50.0 us CPU and 1.00 round trips per "
+        "request (expected 1); target one round trip, added p50 under 0.5 ms: met"
+    ) in text
 
 
 def test_missing_rig_fails_with_one_line(tmp_path: Path) -> None:

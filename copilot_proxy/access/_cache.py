@@ -109,6 +109,9 @@ class ResponseCache:
         if target.partition(b"?")[0].rstrip(b"/") not in CACHEABLE_PATHS:
             return None
         encoding = b",".join(request.requestHeaders.getRawHeaders(b"accept-encoding", ()))
+        # A seat's catalog is its plan's: never served to another seat.
+        if request.seat is not None:
+            encoding += b";seat=" + request.seat.encode("utf-8")
         # Anthropic clients get the list in their own shape: another entry.
         if request.requestHeaders.hasHeader(b"anthropic-version"):
             encoding += b";anthropic"

@@ -75,6 +75,7 @@ class AccessGate:
         Redis cannot answer.
     @param budgets: the AI-credits budgets of keys that have one (from the
         usage ledger), or L{None}.
+    @param seats_only: refuse (403) keys bound to no seat (C{--seats-only}).
     """
 
     def __init__(
@@ -89,8 +90,10 @@ class AccessGate:
         cache: ResponseCache | None = None,
         fleet: FleetAccess | None = None,
         budgets: CreditBudgets | None = None,
+        seats_only: bool = False,
     ) -> None:
         self._on_refused = on_refused
+        self.seats_only = seats_only
         self.cache = cache
         self.keys = keys
         self.slots = slots
@@ -151,6 +154,20 @@ class AccessGate:
         label = request.client_key = check.name
         client = label if label is not None else _address(request)
         settings = check.settings
+        request.seat = settings.seat
+        if self.seats_only and settings.seat is None:
+            if self._on_refused is not None:
+                self._on_refused(request, 403)
+            return respond_error(
+                request,
+                403,
+                "this proxy sends requests only with a seat's own Copilot login "
+                "(--seats-only) and this client key is bound to none: bind it in the "
+                "keys file (<key> NAME seat=NAME) and log the seat in "
+                "(copilot-proxy login --seat NAME, or POST /_proxy/seat/login)",
+                "permission_error",
+                "seat_required",
+            )
         budget = settings.credits
         if budget is not None and self.budgets is not None and label is not None:
             return self._within_budget(request, label, budget, settings, forward)

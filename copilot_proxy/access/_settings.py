@@ -50,6 +50,7 @@ class AccessConfig:
     @ivar max_streams: upstream requests in flight at once, or L{None}.
     @ivar max_streams_per_key: the same, per client, or L{None}.
     @ivar cache_ttl: seconds a cached C{GET} answer is served (0: no cache).
+    @ivar seats_only: refuse keys bound to no seat (C{--seats-only}).
     """
 
     keys_file: str | None = None
@@ -62,6 +63,7 @@ class AccessConfig:
     max_streams_per_key: int | None = None
     limits: RequestLimits = field(default_factory=RequestLimits)
     cache_ttl: float = 0.0
+    seats_only: bool = False
 
     @property
     def has_keys(self) -> bool:
@@ -77,6 +79,8 @@ class AccessConfig:
             parts.append(f"at most {self.max_streams} streams")
         if self.max_streams_per_key is not None:
             parts.append(f"at most {self.max_streams_per_key} streams per client")
+        if self.seats_only:
+            parts.append("keys bound to a seat only")
         parts.append(f"bodies up to {self.limits.max_body} bytes")
         if self.cache_ttl > 0:
             parts.append(f"GET /models cached {self.cache_ttl:g} s")

@@ -1,6 +1,11 @@
 """
 The C{copilot-proxy} command: C{login}, C{status}, C{logout} and C{usage}.
 
+C{login}, C{logout} and C{status} also manage seats: with C{--seat NAME} the
+first two act on that seat's GitHub login (C{seats/NAME} in the state
+directory) instead of the default one, and C{status} lists every seat after
+the default credential (C{status --seat NAME}: that seat alone).
+
 Like the tap module, this is an entry point: it alone reads its argv and the
 environment, and passes values down.  Every failure ends with one line on
 stderr and a non-zero exit, never a traceback; no token is ever printed.
@@ -14,11 +19,12 @@ import os
 import sys
 import time
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, NoReturn, TextIO
 from urllib.parse import urlsplit, urlunsplit
 
 from twisted.internet.defer import Deferred, TimeoutError
-from twisted.internet.task import deferLater, react
+from twisted.internet.task import react
 from twisted.python import usage
 from twisted.web.client import Agent, ResponseFailed, ResponseNeverReceived
 
@@ -29,22 +35,27 @@ from ..tokens import (
     Credential,
     CredentialKind,
     CredentialSettings,
+    DeviceLoginFailed,
     GitHubAPI,
     GitHubError,
-    GitHubUnavailable,
+    GitHubRefused,
+    check_seat_name,
     find_credential,
+    read_seat_token,
+    remove_seat_token,
     remove_token,
+    seat_token_path,
     state_dir,
+    store_seat_token,
     store_token,
+    stored_seats,
     stored_token_path,
     token_expiry,
+    wait_for_approval,
 )
 from ..upstream import QuietPool
-from ..wire import ProxySettingError, Secret, proxy_chooser
+from ..wire import ProxySettingError, proxy_chooser
 from ._ledger_store import open_ledger_store
-
-# RFC 8628 section 3.5: on slow_down, poll this many seconds less often.
-SLOW_DOWN_STEP = 5.0
 
 
 class CommandFailed(Exception):
@@ -75,28 +86,48 @@ class _GitHubOptions(usage.Options):
     ]
 
 
-class LoginOptions(_GitHubOptions):
+class _SeatOptions(_GitHubOptions):
+    """Options of the commands that can act on one seat (C{--seat NAME})."""
+
+    def postOptions(self) -> None:
+        if self["seat"] is not None:
+            try:
+                check_seat_name(self["seat"])
+            except ValueError as e:
+                raise usage.UsageError(str(e)) from None
+
+
+class LoginOptions(_SeatOptions):
     synopsis = "[options]"
     longdesc = (
         "Log in with a GitHub account through the device flow and store its token "
-        "(mode 0600) for the proxy."
+        "(mode 0600) for the proxy: as the default login, or with --seat as the "
+        "login of that seat (for the client keys bound to it with seat=NAME)."
     )
+    optParameters = [
+        ["seat", None, None, "Log in this seat instead of the default login."],
+    ]
 
 
-class LogoutOptions(_GitHubOptions):
+class LogoutOptions(_SeatOptions):
     synopsis = "[options]"
-    longdesc = "Forget the stored login."
+    longdesc = "Forget the stored login (with --seat, that seat's login)."
+    optParameters = [
+        ["seat", None, None, "Forget this seat's login instead of the default one."],
+    ]
 
 
-class StatusOptions(_GitHubOptions):
+class StatusOptions(_SeatOptions):
     synopsis = "[options]"
     longdesc = (
         "Show which credential the proxy would use and where it comes from, the "
         "GitHub account, the Copilot token's expiry, the API base URL, the plan and "
-        "the premium request quota left.  With --proxy, also the quotas a running "
-        "proxy's latest upstream answers showed (session and weekly limits included)."
+        "the premium request quota left, then the same for each seat.  With --seat, "
+        "only that seat.  With --proxy, also the quotas a running proxy's latest "
+        "upstream answers showed (session and weekly limits included)."
     )
     optParameters = [
+        ["seat", None, None, "Show only this seat."],
         ["token-file", None, None, "As for twistd copilot-proxy."],
         ["github-token-file", None, None, "As for twistd copilot-proxy."],
         ["upstream", None, None, "As for twistd copilot-proxy."],
@@ -144,8 +175,8 @@ class CommandOptions(usage.Options):
     )
     subCommands = [
         ["login", None, LoginOptions, "Log in with a GitHub account (device flow)."],
-        ["status", None, StatusOptions, "Show the credential, token expiry and quota."],
-        ["logout", None, LogoutOptions, "Forget the stored login."],
+        ["status", None, StatusOptions, "Show the credential, seats, token expiry and quota."],
+        ["logout", None, LogoutOptions, "Forget the stored login or a seat's."],
         ["usage", None, UsageOptions, "Show the usage per client key and model."],
     ]
 
@@ -201,43 +232,33 @@ def _duration(seconds: float) -> str:
 async def login(reactor: Any, options: usage.Options, env: Mapping[str, str], out: TextIO) -> None:
     """
     The device flow (RFC 8628): show the code, poll at the given interval
-    (5 s slower after each C{slow_down}), store the token.
+    (5 s slower after each C{slow_down}), store the token as the default
+    login or, with C{--seat NAME}, as that seat's.
     """
     api = _api(reactor, options, env)
     settings = _settings(options, env)
+    seat: str | None = options["seat"]
     try:
         device = await api.device_code()
     except GitHubError as e:
         raise CommandFailed(str(e)) from None
-    out.write("To log in, open this page:\n")
+    whom = "" if seat is None else f" seat {seat}"
+    out.write(f"To log in{whom}, open this page:\n")
     out.write(f"{device.verification_uri}\n")
     out.write("and enter this code:\n")
     out.write(f"{device.user_code}\n")
     out.write("Waiting for GitHub...\n")
     out.flush()
-    interval = max(device.interval, 0.0)
-    deadline = reactor.seconds() + device.expires_in
-    token: Secret | None = None
-    while token is None:
-        if reactor.seconds() + interval > deadline:
-            raise CommandFailed("the code expired before it was entered: run login again")
-        await deferLater(reactor, interval, lambda: None)
-        try:
-            answer = await api.poll_device(device)
-        except GitHubUnavailable:
-            continue  # a blip: the code is still good until the deadline
-        if isinstance(answer, Secret):
-            token = answer
-        elif answer == "slow_down":
-            interval += SLOW_DOWN_STEP
-        elif answer == "expired_token":
-            raise CommandFailed("the code expired before it was entered: run login again")
-        elif answer == "access_denied":
-            raise CommandFailed("the login was denied on GitHub")
-        elif answer != "authorization_pending":
-            raise CommandFailed(f"GitHub refused the device login: {answer}")
     try:
-        path = store_token(settings.state_dir, token)
+        token = await wait_for_approval(reactor, api, device)
+    except DeviceLoginFailed as e:
+        message = str(e).replace("log in again", "run login again")
+        raise CommandFailed(message) from None
+    try:
+        if seat is None:
+            path = store_token(settings.state_dir, token)
+        else:
+            path = store_seat_token(settings.state_dir, seat, token)
     except OSError as e:
         raise CommandFailed(
             f"cannot store the login in {settings.state_dir}: {e.strerror}"
@@ -247,6 +268,10 @@ async def login(reactor: Any, options: usage.Options, env: Mapping[str, str], ou
     except GitHubError:
         who = None
     account = f" as {who}" if isinstance(who, str) else ""
+    if seat is not None:
+        out.write(f"Seat {seat} logged in{account}; the GitHub token is stored in {path}\n")
+        out.write(f"Client keys with seat={seat} in the keys file spend this account's seat.\n")
+        return
     out.write(f"Logged in{account}; the GitHub token is stored in {path}\n")
     credential = _find(settings)
     if credential is not None and not credential.stored_login:
@@ -266,8 +291,14 @@ def _find(settings: CredentialSettings) -> Credential | None:
 async def logout(
     reactor: Any, options: usage.Options, env: Mapping[str, str], out: TextIO
 ) -> None:
-    """Remove the stored login; say which credential, if any, still applies."""
+    """
+    Remove the stored login (or with C{--seat}, that seat's); say which
+    credential, if any, still applies.
+    """
     settings = _settings(options, env)
+    if options["seat"] is not None:
+        _logout_seat(settings, options["seat"], out)
+        return
     path = stored_token_path(settings.state_dir)
     try:
         removed = remove_token(settings.state_dir)
@@ -286,6 +317,22 @@ async def logout(
         out.write(f"Note: the proxy would still use {remaining.origin}.\n")
 
 
+def _logout_seat(settings: CredentialSettings, seat: str, out: TextIO) -> None:
+    path = seat_token_path(settings.state_dir, seat)
+    try:
+        removed = remove_seat_token(settings.state_dir, seat)
+    except OSError as e:
+        raise CommandFailed(f"cannot remove {path}: {e.strerror}") from None
+    if removed:
+        out.write(f"Seat {seat} logged out: removed {path}\n")
+        out.write(
+            "The token itself stays valid on GitHub until revoked there "
+            "(Settings > Applications).\n"
+        )
+    else:
+        out.write(f"Seat {seat} is not logged in: there is no login at {path}\n")
+
+
 # status ----------------------------------------------------------------
 
 
@@ -293,19 +340,26 @@ async def status(
     reactor: Any, options: usage.Options, env: Mapping[str, str], out: TextIO
 ) -> None:
     """
-    Show the credential in use and what GitHub says about it; with
-    C{--proxy}, then what a running proxy saw of the quotas, even when the
-    credential part failed (the proxy may run with a credential of its own).
+    Show the credential in use and what GitHub says about it, then each
+    seat; with C{--proxy}, then what a running proxy saw of the quotas.
+    The seats and the proxy's quotas are shown even when the credential
+    part failed (a proxy may run with seats only, or a credential of its
+    own).  A seat GitHub refuses is a line of the report; with C{--seat},
+    it is the command's failure.
     """
     proxy = options["proxy"]
-    if proxy is None:
-        await _credential_status(reactor, options, env, out)
-        return
-    health = health_url(proxy)
+    health = None if proxy is None else health_url(proxy)
     try:
-        await _credential_status(reactor, options, env, out)
+        if options["seat"] is not None:
+            await _one_seat_status(reactor, options, env, out)
+            return
+        try:
+            await _credential_status(reactor, options, env, out)
+        finally:
+            await _seats_status(reactor, options, env, out)
     finally:
-        await _proxy_status(reactor, health, out)
+        if health is not None:
+            await _proxy_status(reactor, health, out)
 
 
 async def _credential_status(
@@ -348,6 +402,85 @@ async def _credential_status(
         return
     for line in _quota_lines(usage_info):
         out.write(line + "\n")
+
+
+async def _seats_status(
+    reactor: Any, options: usage.Options, env: Mapping[str, str], out: TextIO
+) -> None:
+    """The C{Seats:} section: nothing when no seat is logged in."""
+    directory = state_dir(options["state-dir"], env)
+    seats = stored_seats(directory)
+    if not seats:
+        return
+    api = _api(reactor, options, env)
+    chosen = options["upstream"] or env.get("COPILOT_UPSTREAM")
+    out.write("Seats:\n")
+    for seat in seats:
+        lines, _ = await _seat_lines(reactor, api, directory, seat, chosen)
+        for line in lines:
+            out.write(f"  {line}\n")
+
+
+async def _one_seat_status(
+    reactor: Any, options: usage.Options, env: Mapping[str, str], out: TextIO
+) -> None:
+    seat: str = options["seat"]
+    directory = state_dir(options["state-dir"], env)
+    if seat not in stored_seats(directory):
+        raise CommandFailed(
+            f"seat {seat} is not logged in: run `copilot-proxy login --seat {seat}`"
+        )
+    api = _api(reactor, options, env)
+    chosen = options["upstream"] or env.get("COPILOT_UPSTREAM")
+    lines, failed = await _seat_lines(reactor, api, directory, seat, chosen)
+    for line in lines[:-1] if failed else lines:
+        out.write(line + "\n")
+    if failed:
+        raise CommandFailed(lines[-1])
+
+
+async def _seat_lines(
+    reactor: Any, api: GitHubAPI, directory: Path, seat: str, chosen: str | None
+) -> tuple[list[str], bool]:
+    """
+    What C{status} says of one seat: its account, Copilot token expiry,
+    API base, plan and quota, the details indented under the first line.
+
+    @return: the lines, and whether the seat cannot be used as it is (then
+        the last line says why and what to do).
+    """
+    again = f"run `copilot-proxy login --seat {seat}`"
+    github_token = read_seat_token(directory, seat)
+    if github_token is None:
+        return [f"seat {seat}: its login file is unreadable or empty: {again}"], True
+    try:
+        user = await api.user(github_token)
+    except GitHubRefused:
+        return [f"seat {seat}: GitHub refused its login: {again}"], True
+    except GitHubError as e:
+        return [f"seat {seat}: unknown ({e})"], True
+    who = user.get("login")
+    account = who if isinstance(who, str) else "unknown"
+    lines = [f"seat {seat}: GitHub account {account}"]
+    try:
+        token = await api.exchange(github_token)
+    except GitHubRefused:
+        lines.append(
+            f"seat {seat}: GitHub gives account {account} no Copilot token: check its "
+            f"Copilot subscription, or {again} with another account"
+        )
+        return lines, True
+    except GitHubError as e:
+        lines.append(f"seat {seat}: Copilot token unknown ({e})")
+        return lines, True
+    details = [f"Copilot token: {_when(token.expires_at, reactor.seconds())}; the proxy renews it"]
+    api_base = chosen or (token.api.decode() if token.api else None)
+    details.append(f"API base: {api_base or 'https://api.individual.githubcopilot.com'}")
+    try:
+        details += _quota_lines(await api.copilot_user(github_token))
+    except GitHubError as e:
+        details.append(f"plan and quota: unknown ({e})")
+    return lines + [f"  {line}" for line in details], False
 
 
 def _quota_lines(info: Mapping[str, Any]) -> list[str]:

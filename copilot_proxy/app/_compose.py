@@ -28,12 +28,20 @@ from ..access import (
     readable_by_others,
 )
 from ..metrics import ProxyMetrics, QuotaBoard
-from ..relay import NO_MODEL, BodyBudget, InFlight, RelayContext, RelayOptions, UpstreamHolds
-from ..server import AdminPages, ProxyResource, ProxyService, ProxySite, listen
+from ..relay import (
+    NO_MODEL,
+    BodyBudget,
+    InFlight,
+    RecentErrors,
+    RelayContext,
+    RelayOptions,
+    UpstreamHolds,
+)
+from ..server import AdminPages, ProxyResource, ProxyService, ProxySite, SeatLogins, listen
 from ..settings import ConfigError, ProxyConfig, pem_certificates
 from ..shared import SharedState
 from ..surfaces import ModelCatalog, RouterSettings, route_surfaces
-from ..tokens import TokenSource
+from ..tokens import SeatPool, TokenSource
 from ..upstream import Upstream
 from ..web import client_label
 from ..wire import CopilotHeaders
@@ -52,12 +60,14 @@ def build_gate(
     metrics: ProxyMetrics | None = None,
     upstream: Upstream | None = None,
     shared: SharedState | None = None,
+    recent: RecentErrors | None = None,
 ) -> AccessGate:
     """
     The access checks and the response cache from validated settings;
     refusals and cache lookups are counted in C{metrics}, refusals also in
-    C{shared}'s usage ledger.  Cache keys hold C{upstream}'s base URL as it
-    is at each request.
+    C{shared}'s usage ledger and noted in C{recent} (the status page's
+    last errors).  Cache keys hold C{upstream}'s base URL as it is at each
+    request.
 
     @raise ConfigError: when the client keys file cannot be used.
     """
@@ -90,6 +100,8 @@ def build_gate(
             metrics.refused(request.method, request.uri, code)
         if ledger is not None and code in LEDGER_REFUSALS:
             ledger.count(client_label(request), NO_MODEL, refused=1)
+        if recent is not None:
+            recent.refused(request, code)
 
     cache = None
     if access.cache_ttl > 0:
@@ -126,14 +138,15 @@ def build_gate(
         cache,
         fleet_access,
         CreditBudgets(ledger) if ledger is not None else None,
+        access.seats_only,
     )
 
 
-_UNNAMED = re.compile(r"key-[0-9a-f]{8}|addr:.*")
+_UNNAMED = re.compile(r"key-[0-9a-f]{8}|addr:.*|seat/.*")
 
 
 def named(label: str) -> bool:
-    """Whether a ledger label is a key's name (not a digest's or an address)."""
+    """Whether a ledger label is a key's name (not a digest's, an address or a seat)."""
     return _UNNAMED.fullmatch(label) is None
 
 
@@ -179,6 +192,8 @@ def build_proxy(
     access: AccessConfig | None = None,
     listen_fd: int | None = None,
     shared: SharedState | None = None,
+    seats: SeatPool | None = None,
+    seat_logins: SeatLogins | None = None,
 ) -> ProxyService:
     """
     Wire a proxy from validated settings: upstream client, relay, access
@@ -188,6 +203,9 @@ def build_proxy(
         binding C{config.listen} (a worker of C{--workers}).
     @param shared: Redis and the usage ledger, or L{None} for neither (its
         service is run by the caller).
+    @param seats: the seats keys may be bound to (their tokens, API bases
+        and catalogs), or L{None}.
+    @param seat_logins: the self-service seat logins, or L{None}.
     @raise ConfigError: when the port cannot be bound or the client keys
         file cannot be used.
     """
@@ -208,7 +226,11 @@ def build_proxy(
         holds.start()
         reactor.addSystemEventTrigger("before", "shutdown", holds.stop)
     context = replace(
-        _relay_context(reactor, config, tokens, upstream), ledger=ledger, holds=holds
+        _relay_context(reactor, config, tokens, upstream),
+        ledger=ledger,
+        holds=holds,
+        seats=seats,
+        recent=RecentErrors(reactor.seconds),
     )
     inflight, metrics = context.inflight, context.metrics
     assert metrics is not None
@@ -222,11 +244,11 @@ def build_proxy(
         ledger.listen(per_key)
     if shared is not None and shared.client is not None:
         shared.when_state_changes(metrics.shared_state)
-    catalog = ModelCatalog(upstream, tokens, context.options.copilot, reactor)
+    catalog = ModelCatalog(upstream, tokens, context.options.copilot, reactor, seats)
     make_relay = route_surfaces(
         context, RouterSettings(catalog, config.messages_mode, dict(config.model_map))
     )
-    gate = build_gate(reactor, access, metrics, upstream, shared)
+    gate = build_gate(reactor, access, metrics, upstream, shared, context.recent)
     admin = AdminPages(
         config.admin_prefix,
         reactor,
@@ -237,13 +259,19 @@ def build_proxy(
         gate.keys,
         context.quota,
         shared,
+        exchanges=inflight,
+        recent=context.recent,
+        several=config.metrics_dir is not None,
     )
+    admin.seat_logins = seat_logins
     site = ProxySite(ProxyResource(make_relay, admin, gate), reactor, access.limits)
 
     def refused_early(code: int, who: str) -> None:
         metrics.refused(b"", b"", code)
         if ledger is not None and code in LEDGER_REFUSALS:
             ledger.count(who, NO_MODEL, refused=1)
+        if context.recent is not None:
+            context.recent.refused_early(code, who)
 
     site.on_refused = refused_early
     site.keys = gate.keys

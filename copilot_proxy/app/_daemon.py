@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from twisted.application.service import MultiService, Service
@@ -30,7 +31,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from ..access import AccessConfig
-from ..server import ProxyService
+from ..server import ProxyService, SeatLogins
 from ..settings import ProxyConfig
 from ..shared import SharedState
 from ..tokens import (
@@ -40,6 +41,8 @@ from ..tokens import (
     CredentialKind,
     ExpiryWarning,
     GitHubAPI,
+    SeatPool,
+    SeatsOnly,
     StaticToken,
     TokenSource,
     token_expiry,
@@ -117,6 +120,7 @@ def build_daemon(
     access: AccessConfig | None = None,
     listen_fd: int | None = None,
     shared: SharedState | None = None,
+    seats_dir: Path | None = None,
     **refresher_settings: Any,
 ) -> Daemon:
     """
@@ -133,15 +137,30 @@ def build_daemon(
     @param listen_fd: an inherited listening socket (see L{build_proxy}).
     @param shared: Redis and the usage ledger (see L{build_proxy}); started
         before the proxy and stopped after it has drained.
-    @param refresher_settings: passed to L{CopilotTokenRefresher} (timings).
+    @param seats_dir: the state directory whose C{seats/} hold the seats'
+        logins, or L{None} for no seats.
+    @param refresher_settings: passed to L{CopilotTokenRefresher} (timings),
+        the main login's and each seat's.
     @raise copilot_proxy._config.ConfigError: when the port cannot be bound.
     """
     top = MultiService()
     if shared is not None:
         shared.setServiceParent(top)  # type: ignore[no-untyped-call]
+    seats = logins = None
+    if seats_dir is not None:
+        seats = SeatPool(
+            reactor, seats_dir, github.exchange, follow_api=follow_api, **refresher_settings
+        )
+        logins = SeatLogins(reactor, github, seats, seats_dir)
+        reactor.addSystemEventTrigger("before", "shutdown", seats.stop)
+    if credential.kind is CredentialKind.SEATS:
+        none = SeatsOnly()
+        proxy = build_proxy(reactor, config, none, access, listen_fd, shared, seats, logins)
+        proxy.setServiceParent(top)  # type: ignore[no-untyped-call]
+        return Daemon(top, proxy, none, None)
     if credential.kind is CredentialKind.STATIC:
         tokens = StaticToken(credential.secret)
-        proxy = build_proxy(reactor, config, tokens, access, listen_fd, shared)
+        proxy = build_proxy(reactor, config, tokens, access, listen_fd, shared, seats, logins)
         expiry = token_expiry(credential.secret.reveal())
         if expiry is not None:
             ExpiryWarning(reactor, expiry, credential.origin).setServiceParent(top)  # type: ignore[no-untyped-call]
@@ -161,7 +180,7 @@ def build_daemon(
     refresher = CopilotTokenRefresher(
         reactor, github.exchange, github_token, on_token=follow, **refresher_settings
     )
-    proxy = build_proxy(reactor, config, refresher, access, listen_fd, shared)
+    proxy = build_proxy(reactor, config, refresher, access, listen_fd, shared, seats, logins)
     holder.append(proxy)
     # Start order: the refresher first (it starts the exchange), the proxy,
     # then the gate.  Stop order is the reverse, so streams draining at stop

@@ -127,6 +127,12 @@ class Options(usage.Options):
             "on a non-loopback address.",
         ],
         [
+            "seats-only",
+            None,
+            "Serve only client keys bound to a seat (seat=NAME in the keys file): each "
+            "request uses its seat's own GitHub login; the proxy needs no login of its own.",
+        ],
+        [
             "redis-required",
             None,
             "While Redis is unavailable, answer 503 to what needs it (limits, stream "
@@ -475,6 +481,7 @@ def access_from(options: Options, env: Mapping[str, str]) -> AccessConfig:
         max_streams_per_key=_optional_count(options, "max-streams-per-key"),
         limits=limits,
         cache_ttl=non_negative_seconds("--cache-ttl", str(options["cache-ttl"])),
+        seats_only=bool(options["seats-only"]),
     )
 
 
@@ -647,7 +654,16 @@ def _prepare(reactor: Any, options: Options, env: Mapping[str, str]) -> _Start:
     if workers > 1 or inherited is not None:
         config = dataclasses.replace(config, metrics_dir=_metrics_dir(env, inherited))
     settings = credential_settings(options, env)
-    credential = find_credential(settings)
+    if access.seats_only:
+        if access.keys_file is None:
+            raise ConfigError(
+                "--seats-only needs --client-keys-file: the keys file binds keys to seats"
+            )
+        credential = Credential(
+            CredentialKind.SEATS, "the seats of the keys file (--seats-only)", Secret("")
+        )
+    else:
+        credential = find_credential(settings)
     github_api_url = _url("--github-api-url", options["github-api-url"])
     github = GitHubAPI(
         reactor,
@@ -672,6 +688,7 @@ def _prepare(reactor: Any, options: Options, env: Mapping[str, str]) -> _Start:
         access=access,
         listen_fd=own[0] if own is not None else inherited,
         shared=shared,
+        seats_dir=settings.state_dir,
     )
     check_not_open_relay(options, access, config.listen, daemon.proxy.port.getHost())
     return _Start(

@@ -8,6 +8,7 @@ from ._context import RefuseRequest, RelayContext, RelayOptions, UpstreamCall
 from ._exchange import Exchange
 from ._holds import UpstreamHolds
 from ._inflight import InFlight, Relay
+from ._recent import RECENT_ERRORS, RecentError, RecentErrors
 from ._record import NO_MODEL, count_usage, record_end
 from ._sinks import BodySink, Collect, Translate
 from ._strategy import PASSTHROUGH, OpenAIPassthrough, RelayStrategy, default_sink
@@ -15,12 +16,15 @@ from ._strategy import PASSTHROUGH, OpenAIPassthrough, RelayStrategy, default_si
 __all__ = [
     "NO_MODEL",
     "PASSTHROUGH",
+    "RECENT_ERRORS",
     "BodyBudget",
     "BodySink",
     "Collect",
     "Exchange",
     "InFlight",
     "OpenAIPassthrough",
+    "RecentError",
+    "RecentErrors",
     "RefuseRequest",
     "Relay",
     "RelayContext",

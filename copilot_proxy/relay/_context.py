@@ -14,18 +14,24 @@ from twisted.web.iweb import IResponse
 
 from ..metrics import ProxyMetrics, QuotaBoard
 from ..shared import Ledger
-from ..tokens import TokenSource
+from ..tokens import SeatPool, TokenSource
 from ..wire import BodyFacts, CopilotHeaders
 from ._budget import BodyBudget
 from ._holds import UpstreamHolds
 from ._inflight import InFlight
+from ._recent import RecentErrors
 
 
 class UpstreamClient(Protocol):
     """What an exchange needs of the upstream: one request at a time."""
 
     def request(
-        self, method: bytes, target: bytes, headers: Headers, body: bytes
+        self,
+        method: bytes,
+        target: bytes,
+        headers: Headers,
+        body: bytes,
+        base: bytes | None = None,
     ) -> Deferred[IResponse]:
         """Send C{method} to C{target} under the upstream base."""
 
@@ -61,6 +67,8 @@ class RelayContext:
         L{None} to ignore them.
     @ivar ledger: where each exchange's usage is counted, or L{None}.
     @ivar holds: the upstream's announced waits, or L{None} to ignore them.
+    @ivar seats: the seats keys may be bound to, or L{None} for none: every
+        request then uses C{tokens}.
     """
 
     upstream: UpstreamClient
@@ -74,6 +82,8 @@ class RelayContext:
     quota: QuotaBoard | None = None
     ledger: Ledger | None = None
     holds: UpstreamHolds | None = None
+    recent: RecentErrors | None = None
+    seats: SeatPool | None = None
 
 
 @dataclass(frozen=True)

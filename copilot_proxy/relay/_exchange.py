@@ -27,6 +27,7 @@ from twisted.web.client import ResponseDone
 from twisted.web.http import PotentialDataLoss
 from twisted.web.iweb import IResponse
 
+from ..metrics import route_group
 from ..translate import UsageTap
 from ..web import ProxyRequest, client_label, json_answer
 from ..wire import (
@@ -39,7 +40,7 @@ from ..wire import (
 from ._budget import BodyBudget
 from ._context import RefuseRequest, RelayContext, UpstreamCall
 from ._failures import answer_for, describe
-from ._record import count_usage, record_end
+from ._record import NO_MODEL, count_usage, record_end
 from ._second_try import Again, Deliver, Discard, SecondTries
 from ._sinks import BodySink
 from ._strategy import RelayStrategy
@@ -88,7 +89,15 @@ class Exchange(Protocol):
         self._upstream_code: int | None = None
         self._first_send_done = False
         self._tap: UsageTap | None = None
-        self._tries = SecondTries(context.tokens, strategy)
+        #: The error code of the proxy's own answer, for the status page.
+        self._cause: str | None = None
+        seat = None
+        if context.seats is not None and request.seat is not None:
+            seat = context.seats.seat(request.seat)
+        # A seat's requests use its own tokens only, replays included.
+        self._seat = seat
+        self._tokens = seat.tokens if seat is not None else context.tokens
+        self._tries = SecondTries(self._tokens, strategy)
         self._watchdog = Watchdog(context.reactor, context.idle_timeout, self._sent, self._idle)
 
     # Lifecycle ---------------------------------------------------------
@@ -100,7 +109,7 @@ class Exchange(Protocol):
         if context.metrics is not None:
             context.metrics.in_flight_changed()
         self._request.notifyFinish().addErrback(self._client_gone)
-        d = context.tokens.authorization()
+        d = self._tokens.authorization()
         self._pending = d
         d.addCallback(self._prepare)
         d.addErrback(self._no_response)
@@ -137,7 +146,8 @@ class Exchange(Protocol):
         self._context.options.copilot.apply_facts(headers, call.facts, request.request_id)
         self._strategy.upstream_headers(headers, call)
         self._authorization = authorization
-        d = self._context.upstream.request(request.method, call.target, headers, call.body)
+        base = self._seat.base if self._seat is not None else None
+        d = self._context.upstream.request(request.method, call.target, headers, call.body, base)
         self._pending = d
         self._stage = Stage.WAITING
         self._first_send_done = True
@@ -284,6 +294,7 @@ class Exchange(Protocol):
         body = self._strategy.error_body(status, message, code)
         request.write(json_answer(request, status, body))
         request.finish()
+        self._cause = code
         self._end(outcome)
 
     def _client_gone(self, failure: Failure) -> None:
@@ -294,6 +305,22 @@ class Exchange(Protocol):
         self._stop_upstream()
         if self._stage is not Stage.DELIVERING:
             self._end(self._outcome)
+
+    def describe(self, now: float) -> dict[str, object]:
+        """
+        This exchange for the status page: who it is counted as, the model,
+        the route group, its stage, its age and the body bytes sent so far.
+        """
+        call = self._call
+        model = (call.served or call.model) if call is not None else self._strategy.model
+        return {
+            "key": client_label(self._request),
+            "model": model or NO_MODEL,
+            "route": route_group(self._request.uri),
+            "stage": self._stage.value,
+            "age_s": round(now - self._started, 3),
+            "bytes_sent": int(self._request.sentLength),
+        }
 
     def abort(self) -> None:
         """Cut this exchange now: used when the shutdown grace runs out."""
@@ -364,6 +391,7 @@ class Exchange(Protocol):
                 self._upstream_code,
                 sent=self._first_send_done,
                 usage=tap.counts() if tap is not None else None,
+                seat=self._seat.name if self._seat is not None else None,
             )
         now = context.reactor.seconds()
         record_end(
@@ -374,6 +402,8 @@ class Exchange(Protocol):
             ttfb=None if self._first_byte is None else self._first_byte - self._started,
             duration=now - self._started,
             model=model,
+            recent=context.recent,
+            cause=self._cause,
         )
 
 

@@ -6,6 +6,7 @@ every request lands on, the admin pages.
 from ._admin import AdminPages
 from ._eager_write import send_now
 from ._resource import ProxyResource
+from ._seat_login import SeatLogins
 from ._service import ProxyService, ProxySite, listen
 
 __all__ = [
@@ -13,6 +14,7 @@ __all__ = [
     "ProxyResource",
     "ProxyService",
     "ProxySite",
+    "SeatLogins",
     "listen",
     "send_now",
 ]

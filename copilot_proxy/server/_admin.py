@@ -1,6 +1,7 @@
 """
 The proxy's own pages, answered by the proxy and never forwarded: health for
-load balancers and init systems, metrics for Prometheus.
+load balancers and init systems, metrics for Prometheus, usage, and the
+status page for people.
 
 They live under one prefix (C{--admin-prefix}, default C{/_proxy/}) that no
 Copilot API path uses, so they cannot shadow an upstream path.
@@ -20,17 +21,21 @@ from twisted.web.server import NOT_DONE_YET, Request
 from .._version import __version__
 from ..access import KeyStore, check_client_key, presented_keys
 from ..metrics import CONTENT_TYPE, ProxyMetrics, QuotaBoard
+from ..relay import InFlight, RecentErrors
 from ..shared import DEFAULT_USAGE_DAYS, SharedState
 from ..tokens import TokenSource
 from ..wire import openai_error
+from ._seat_login import SeatLogins
+from ._status_page import StatusPage
 
 DEFAULT_PREFIX = b"/_proxy/"
 
 
 class AdminPages:
     """
-    Renders C{<prefix>healthz} and C{<prefix>metrics}; anything else under the
-    prefix is a 404.
+    Renders C{<prefix>healthz}, C{<prefix>metrics}, C{<prefix>usage} and the
+    status page (C{<prefix>}, its files and C{<prefix>status.json}); anything
+    else under the prefix is a 404.
 
     @ivar prefix: the path prefix, starting and ending with C{/}.
     """
@@ -46,6 +51,10 @@ class AdminPages:
         keys: KeyStore | None = None,
         quota: QuotaBoard | None = None,
         shared: SharedState | None = None,
+        *,
+        exchanges: InFlight | None = None,
+        recent: RecentErrors | None = None,
+        several: bool = False,
     ) -> None:
         """
         @param upstream: the upstream base URL in use now (it follows the API
@@ -57,6 +66,10 @@ class AdminPages:
             the health document's C{upstream_quota} (empty without a board).
         @param shared: Redis and the usage ledger, for health's
             C{shared_state} and the C{usage} page.
+        @param exchanges: the exchanges in flight, listed on the status page.
+        @param recent: the last errors and refusals, for the status page.
+        @param several: whether this process is one of several (C{--workers}):
+            the status page says whose in-flight requests and errors it shows.
         """
         self.prefix = prefix
         self._keys = keys
@@ -68,6 +81,9 @@ class AdminPages:
         self._metrics = metrics
         self._quota = quota
         self._shared = shared
+        self._status = StatusPage(reactor, self.health, keys, shared, exchanges, recent, several)
+        #: The self-service seat logins, when the proxy holds seats.
+        self.seat_logins: SeatLogins | None = None
 
     def handles(self, uri: bytes) -> bool:
         """Whether a request target is one of ours, whatever its method."""
@@ -109,12 +125,17 @@ class AdminPages:
         name = request.uri[len(self.prefix) :].partition(b"?")[0]
         request.responseHeaders.removeHeader(b"server")
         request.setHeader(b"cache-control", b"no-store")
+        if name in (b"seat", b"seat/login"):
+            return self._seat(request, name)
         if request.method not in (b"GET", b"HEAD"):
             request.setResponseCode(405)
             request.setHeader(b"allow", b"GET, HEAD")
             return self._json_error(
                 request, "the proxy's own pages only answer GET", "method_not_allowed"
             )
+        page = self._status.serve_file(request, name)
+        if page is not None:
+            return page
         if name == b"healthz":
             code, document = self.health()
             request.setResponseCode(code)
@@ -133,11 +154,14 @@ class AdminPages:
             return self._metrics.exposition()
         if name == b"usage":
             return self._usage(request)
+        if name == b"status.json":
+            return self._status.status(request)
         request.setResponseCode(404)
         prefix = self.prefix.decode("ascii")
         return self._json_error(
             request,
-            f"no such page; the proxy serves {prefix}healthz, {prefix}metrics and {prefix}usage",
+            f"no such page; the proxy serves {prefix} (the status page), {prefix}healthz, "
+            f"{prefix}metrics and {prefix}usage",
             "not_found",
         )
 
@@ -194,6 +218,60 @@ class AdminPages:
                 request.finish()
 
         d.addCallbacks(send, failed)
+        return NOT_DONE_YET
+
+    def _seat(self, request: Request, name: bytes) -> bytes | int:
+        """
+        C{POST seat/login}: start the device flow of the seat the client key
+        is bound to; C{GET seat}: where that login stands.
+        """
+        request.setHeader(b"content-type", b"application/json")
+        wanted = b"POST" if name == b"seat/login" else b"GET"
+        if request.method != wanted:
+            request.setResponseCode(405)
+            request.setHeader(b"allow", wanted)
+            return self._json_error(request, f"use {wanted.decode()} here", "method_not_allowed")
+        check = check_client_key(self._keys, request.requestHeaders)
+        if check.name is None:
+            request.setResponseCode(401)
+            request.setHeader(b"www-authenticate", b'Bearer realm="copilot-proxy"')
+            return self._json_error(
+                request,
+                "a client key bound to a seat is required: send it as "
+                "'Authorization: Bearer <key>'",
+                "invalid_api_key",
+            )
+        seat = check.settings.seat
+        logins = self.seat_logins
+        if seat is None or logins is None:
+            request.setResponseCode(400)
+            return self._json_error(
+                request,
+                f"key {check.name} is bound to no seat: add seat=NAME to its line in the "
+                "keys file",
+                "no_seat",
+            )
+        if name == b"seat":
+            return json.dumps(logins.state(seat)).encode("utf-8")
+
+        def started(answer: dict[str, Any]) -> None:
+            if request.channel is not None:
+                request.write(json.dumps(answer).encode("utf-8"))
+                request.finish()
+
+        def failed(failure: Failure) -> None:
+            if request.channel is not None:
+                request.setResponseCode(502)
+                request.write(
+                    self._json_error(
+                        request,
+                        f"GitHub did not start the login: {failure.getErrorMessage()[:200]}",
+                        "github_unavailable",
+                    )
+                )
+                request.finish()
+
+        logins.start(seat).addCallbacks(started, failed)
         return NOT_DONE_YET
 
     def _key_accepted(self, request: Request) -> bool:

@@ -11,6 +11,7 @@ from ._ledger import (
     Ledger,
     LedgerRow,
     LedgerStore,
+    seat_label,
     usage_document,
 )
 from ._redis import RedisClient, SharedStateUnavailable
@@ -32,5 +33,6 @@ __all__ = [
     "SharedState",
     "SharedStateUnavailable",
     "SqliteLedger",
+    "seat_label",
     "usage_document",
 ]

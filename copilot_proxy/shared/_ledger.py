@@ -138,7 +138,8 @@ def usage_document(
 
     Keys and models are sorted; every counter of L{COUNTERS} is there, an
     int.  Rows outside the span are left out, several rows of one key and
-    model are summed.
+    model are summed.  The counts of seats (labels C{seat/NAME}, see
+    L{seat_label}) are under C{"seats"}, by seat name, beside C{"keys"}.
     """
     keys: dict[str, dict[str, dict[str, int]]] = {}
     for row in rows:
@@ -150,14 +151,28 @@ def usage_document(
             totals = models[row.model] = dict.fromkeys(COUNTERS, 0)
         for name in COUNTERS:
             totals[name] += int(row.counts.get(name, 0))
+
+    def sorted_models(label: str) -> dict[str, dict[str, int]]:
+        return {model: keys[label][model] for model in sorted(keys[label])}
+
     return {
         "since": since_day,
         "until": until_day,
         "days": days,
-        "keys": {
-            key: {model: keys[key][model] for model in sorted(keys[key])} for key in sorted(keys)
+        "keys": {key: sorted_models(key) for key in sorted(keys) if not key.startswith(SEAT)},
+        "seats": {
+            key[len(SEAT) :]: sorted_models(key) for key in sorted(keys) if key.startswith(SEAT)
         },
     }
+
+
+#: The start of a seat's ledger label ("/" is in no key's name).
+SEAT = "seat/"
+
+
+def seat_label(seat: str) -> str:
+    """The ledger label a seat's usage is counted under, beside its key's."""
+    return SEAT + seat
 
 
 class Ledger:

@@ -7,6 +7,7 @@ entries (which endpoints each accepts, what it supports).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from twisted.internet.defer import Deferred, succeed
@@ -17,9 +18,11 @@ from twisted.python.failure import Failure
 from twisted.web.client import ResponseDone
 from twisted.web.http_headers import Headers
 from twisted.web.iweb import IResponse
+from twisted.web.server import Request
 
-from ..tokens import TokenSource
+from ..tokens import Seat, SeatPool, TokenSource
 from ..upstream import Upstream
+from ..web import ProxyRequest
 from ..wire import CopilotHeaders, upstream_request_headers
 from ._routing import ModelEntry, parse_catalog
 
@@ -49,14 +52,41 @@ class ModelCatalog:
         tokens: TokenSource,
         copilot: CopilotHeaders,
         reactor: IReactorTime,
+        seats: SeatPool | None = None,
+        base: Callable[[], bytes | None] = lambda: None,
     ) -> None:
+        """
+        @param seats: the proxy's seats: a request bound to one is routed by
+            that seat's own catalog (plans list different models), fetched
+            with the seat's token from the seat's API base.
+        @param base: the API base to fetch from, when not the upstream's.
+        """
         self._upstream = upstream
         self._tokens = tokens
         self._copilot = copilot
         self._reactor = reactor
+        self._seats = seats
+        self._base = base
+        self._by_seat: dict[str, tuple[Seat, ModelCatalog]] = {}
         self._entries: dict[str, ModelEntry] = {}
         self._until = 0.0
         self._waiters: list[Deferred[dict[str, ModelEntry]]] = []
+
+    def for_request(self, request: Request) -> ModelCatalog:
+        """The catalog of C{request}'s seat, or this one."""
+        name = request.seat if isinstance(request, ProxyRequest) else None
+        if name is None or self._seats is None:
+            return self
+        seat = self._seats.seat(name)
+        known = self._by_seat.get(name)
+        if known is not None and known[0] is seat:
+            return known[1]
+        # A seat stopped for idleness and started again is a new seat.
+        catalog = ModelCatalog(
+            self._upstream, seat.tokens, self._copilot, self._reactor, base=lambda: seat.base
+        )
+        self._by_seat[name] = (seat, catalog)
+        return catalog
 
     def ids(self) -> Deferred[list[str]]:
         """The listed model ids (C{[]} when unknown)."""
@@ -93,7 +123,7 @@ class ModelCatalog:
         # The editor names the model-list call so (the 2026 notes' 5.3).
         for name in (b"openai-intent", b"x-interaction-type"):
             headers.setRawHeaders(name, [b"model-access"])
-        d = self._upstream.request(b"GET", b"/models", headers, b"")
+        d = self._upstream.request(b"GET", b"/models", headers, b"", self._base())
         return d.addCallback(self._read)
 
     def _read(self, response: IResponse) -> Deferred[bytes]:

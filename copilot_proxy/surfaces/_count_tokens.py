@@ -54,6 +54,7 @@ class CountTokens:
             received=len(body),
             duration=self._context.reactor.seconds() - started,
             model=model,
+            recent=self._context.recent,
         )
 
     def abort(self) -> None:

@@ -112,7 +112,7 @@ class RoutedStrategy:
             return succeed(self._as_it_came(body, None))
         # The catalog first (it is almost always at hand), then the body is
         # parsed and routed at once: no parsed body waits for a catalog fetch.
-        d: Deferred[dict[str, ModelEntry]] = self._settings.catalog.entries()
+        d: Deferred[dict[str, ModelEntry]] = self._settings.catalog.for_request(request).entries()
         return d.addCallback(self._read, body)
 
     def _read(self, entries: dict[str, ModelEntry], body: bytes) -> UpstreamCall:
@@ -283,7 +283,7 @@ class RoutedStrategy:
         if request is None or not is_endpoint_refusal(status, body):
             return None
         self._refused.add(self._endpoint)
-        self._settings.catalog.refresh()
+        self._settings.catalog.for_request(request).refresh()
         endpoint = choose(self._client, self._entry, self._refused, self._native())
         if self._entry is None:
             # Not in the catalog: try the others in order of preference.

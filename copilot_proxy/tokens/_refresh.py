@@ -49,6 +49,10 @@ _LIFETIME_SHARE = 0.8
 _SKEWED_LIFETIME = 300.0
 
 
+#: What the user is told to run when the GitHub login is missing or refused.
+LOGIN_HINT = "run `copilot-proxy login`"
+
+
 def refresh_delay(now: float, expires_at: float, refresh_in: float | None) -> float:
     """
     Seconds from C{now} (just after an exchange) to the next renewal.
@@ -217,6 +221,8 @@ class CopilotTokenRefresher(Service):
     @param backoff_cap: the longest retry delay.
     @param watch_interval: how often to look for a new GitHub token after
         GitHub refused the current one.
+    @param login_hint: what to do when there is no GitHub token (a seat's
+        own login command differs from the default login's).
     @param min_forced_gap: a token younger than this that the upstream refuses
         is not renewed again (its 401 passes through): this keeps an upstream
         that refuses everything from driving an exchange per request.
@@ -235,8 +241,10 @@ class CopilotTokenRefresher(Service):
         watch_interval: float = 5.0,
         min_forced_gap: float = 5.0,
         rand: Callable[[], float] = random.random,
+        login_hint: str = LOGIN_HINT,
     ) -> None:
         self._clock = clock
+        self._login_hint = login_hint
         self._exchange = exchange
         self._github_token = github_token
         self._on_token = on_token
@@ -362,7 +370,7 @@ class CopilotTokenRefresher(Service):
             return
         github = self._github_token()
         if github is None:
-            self._give_up(GitHubRefused("no GitHub token found: run `copilot-proxy login`"), None)
+            self._give_up(GitHubRefused(f"no GitHub token found: {self._login_hint}"), None)
             return
         if self._refused is not None and github == self._refused:
             # Still the token GitHub refused: look again later.

@@ -12,7 +12,7 @@ import time
 from enum import Enum
 from typing import Protocol
 
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred, fail, succeed
 
 from ..settings import TOKEN_FILE_LIMIT, read_operator_file
 from ..wire import Secret
@@ -37,6 +37,9 @@ class CredentialKind(str, Enum):
     STATIC = "static"
     #: A GitHub token, traded for Copilot tokens that are renewed (every other source).
     GITHUB = "github"
+    #: No credential of the proxy's own: every request uses its key's seat
+    #: (C{--seats-only}).
+    SEATS = "seats"
 
     def __str__(self) -> str:
         return self.value
@@ -112,6 +115,31 @@ class StaticToken:
 
     def __repr__(self) -> str:
         return "StaticToken(<redacted>)"
+
+
+class SeatsOnly:
+    """
+    The proxy's own token source under C{--seats-only}: there is none, and
+    nothing asks for one (the gate refuses keys bound to no seat); health
+    stays ok, since each seat's state is its own.
+    """
+
+    source = CredentialKind.SEATS
+    refreshes = 0
+    refresh_failures = 0
+    usable = True
+
+    def authorization(self) -> Deferred[bytes]:
+        return fail(TokenUnavailable("this proxy serves seats only (--seats-only)"))
+
+    def expires_in(self) -> float | None:
+        return None
+
+    def refreshed_after(self, rejected: bytes) -> Deferred[bytes | None]:
+        return succeed(None)
+
+    def __repr__(self) -> str:
+        return "SeatsOnly()"
 
 
 def token_expiry(token: str) -> float | None:

@@ -80,10 +80,20 @@ def store_token(directory: Path, token: Secret) -> Path:
 
     @raise OSError: when the directory or file cannot be written.
     """
+    return write_secret_file(directory, TOKEN_FILE_NAME, token)
+
+
+def write_secret_file(directory: Path, name: str, token: Secret) -> Path:
+    """
+    Write C{token} as C{directory/name} the way L{store_token} does: 0600,
+    in a 0700 directory, atomically.
+
+    @raise OSError: when the directory or file cannot be written.
+    """
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     os.chmod(directory, 0o700)
-    target = stored_token_path(directory)
-    fd, temp = tempfile.mkstemp(prefix=".github-token.", dir=directory)
+    target = directory / name
+    fd, temp = tempfile.mkstemp(prefix=f".{name}.", dir=directory)
     try:
         # mkstemp creates the file 0600 already; say so anyway.
         os.fchmod(fd, 0o600)

@@ -111,14 +111,21 @@ class Upstream:
         self._agent: Agent = Agent.usingEndpointFactory(reactor, endpoints, pool=self._pool)
 
     def request(
-        self, method: bytes, target: bytes, headers: Headers, body: bytes
+        self,
+        method: bytes,
+        target: bytes,
+        headers: Headers,
+        body: bytes,
+        base: bytes | None = None,
     ) -> Deferred[IResponse]:
         """
         Send C{method base+target}.  C{target} is the origin-form request
         target (path and query) exactly as the client sent it.
+
+        @param base: another API base than this upstream's (a seat's own).
         """
         producer = BufferedBody(body) if body or method in _BODY_METHODS else None
-        return self._agent.request(method, self.base + target, headers, producer)
+        return self._agent.request(method, (base or self.base) + target, headers, producer)
 
     def close(self) -> Deferred[None]:
         """Close idle upstream connections (at shutdown)."""

@@ -21,11 +21,15 @@ class ProxyRequest(Request):
     @ivar client_key: the name of the client key the request was let in
         with, when client keys are configured; L{None} before the access
         gate has looked, or without keys.  Only the name, never the key.
+    @ivar seat: the seat (a person's own GitHub login) the client key is
+        bound to, whose Copilot token the request is sent with; L{None} for
+        the proxy's own credential.
     @ivar request_id: an unguessable id that ties the log lines of this
         request together and goes upstream as its request id.
     """
 
     client_key: str | None = None
+    seat: str | None = None
 
     if TYPE_CHECKING:
         # Twisted's Request is not annotated: these are its methods the proxy

@@ -23,7 +23,7 @@ from copilot_proxy.app._cli import health_url, quota_lines
 from copilot_proxy.shared import COUNTERS, SqliteLedger
 from copilot_proxy.shared._ledger import first_day, utc_day
 from copilot_proxy.testing.fake_github import GITHUB_TOKEN, USER_CODE
-from copilot_proxy.tokens import store_token
+from copilot_proxy.tokens import store_seat_token, store_token
 from copilot_proxy.wire import Secret
 
 from .._helpers import GitHub, Proxy, Upstream, fetch, port_number, stream_request, timeout
@@ -182,6 +182,162 @@ async def test_status_goes_through_the_corporate_proxy(
     assert "GitHub account: octocat" in out
     targets = {target for method, target, headers in proxy.requests if method == "CONNECT"}
     assert targets == {github.url.removeprefix("http://")}
+
+
+# seats: a named GitHub login per person --------------------------------------
+
+BUSINESS_API = "http://business.copilot.invalid"
+
+
+def _state(tmp_path: Path) -> Path:
+    return tmp_path / "config" / "copilot-proxy"
+
+
+def _two_seats(github: GitHub, tmp_path: Path) -> tuple[str, str]:
+    """Seats alice (a Business account) and bob (an individual one) logged in."""
+    alice = github.fake.add_account("alice", plan="business", api_base=BUSINESS_API)
+    bob = github.fake.add_account("bob")
+    github.fake.accounts["bob"].quota_remaining = 7
+    store_seat_token(_state(tmp_path), "alice", Secret(alice))
+    store_seat_token(_state(tmp_path), "bob", Secret(bob))
+    return alice, bob
+
+
+@pytest_twisted.ensureDeferred
+async def test_login_with_a_seat_stores_that_accounts_token_0600(
+    github: GitHub, tmp_path: Path
+) -> None:
+    github.fake.pending_rounds = github.fake.slow_down_rounds = 0
+    alice = github.fake.add_account("alice", plan="business")
+    github.fake.approve_as("alice")
+    out, err, code = await _cli(github, tmp_path, "login", "--seat", "alice")
+    assert code == 0, err
+    path = _state(tmp_path) / "seats" / "alice"
+    assert path.read_text() == alice + "\n"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    assert f"Seat alice logged in as alice; the GitHub token is stored in {path}" in out
+    assert USER_CODE in out.splitlines()
+    # The default login is not touched.
+    assert not _stored(tmp_path).exists()
+    assert alice not in out + err
+
+
+@pytest_twisted.ensureDeferred
+async def test_logins_of_two_seats_in_a_row_keep_each_account(
+    github: GitHub, tmp_path: Path
+) -> None:
+    github.fake.pending_rounds = github.fake.slow_down_rounds = 0
+    tokens = {login: github.fake.add_account(login) for login in ("alice", "bob")}
+    for login in ("alice", "bob"):
+        github.fake.approve_as(login)
+        out, err, code = await _cli(github, tmp_path, "login", "--seat", login)
+        assert code == 0, err
+        assert f"Seat {login} logged in as {login};" in out
+    for login, token in tokens.items():
+        assert (_state(tmp_path) / "seats" / login).read_text() == token + "\n"
+
+
+@pytest_twisted.ensureDeferred
+async def test_logout_of_a_seat_removes_that_seat_only(github: GitHub, tmp_path: Path) -> None:
+    _two_seats(github, tmp_path)
+    store_token(_state(tmp_path), Secret(GITHUB_TOKEN))
+    out, err, code = await _cli(None, tmp_path, "logout", "--seat", "alice")
+    assert code == 0, err
+    seats = _state(tmp_path) / "seats"
+    assert out.splitlines()[0] == f"Seat alice logged out: removed {seats / 'alice'}"
+    assert not (seats / "alice").exists()
+    assert (seats / "bob").exists() and _stored(tmp_path).exists()
+    out, err, code = await _cli(None, tmp_path, "logout", "--seat", "alice")
+    assert code == 0, err
+    assert out == f"Seat alice is not logged in: there is no login at {seats / 'alice'}\n"
+
+
+@pytest_twisted.ensureDeferred
+async def test_status_lists_each_seat_with_its_account_plan_quota_and_expiry(
+    github: GitHub, tmp_path: Path
+) -> None:
+    alice, bob = _two_seats(github, tmp_path)
+    store_token(_state(tmp_path), Secret(GITHUB_TOKEN))
+    out, err, code = await _cli(github, tmp_path, "status")
+    assert code == 0, err
+    lines = out.splitlines()
+    # The default credential first, as before.
+    assert lines[0] == f"credential: stored login {_stored(tmp_path)} (a GitHub token)"
+    assert "GitHub account: octocat" in lines
+    seats = lines[lines.index("Seats:") + 1 :]
+    assert seats[0] == "  seat alice: GitHub account alice"
+    assert seats[1].startswith("    Copilot token: valid until ")
+    assert f"    API base: {BUSINESS_API}" in seats
+    assert "    plan: business (copilot_for_business_seat)" in seats
+    bob_at = seats.index("  seat bob: GitHub account bob")
+    assert f"    API base: {github.fake.api_base}" in seats[bob_at:]
+    assert "    plan: individual (free_limited_copilot)" in seats[bob_at:]
+    assert any(line.startswith("    premium requests: 7 of 300 left") for line in seats[bob_at:])
+    assert len(github.fake.issued_to("alice")) == len(github.fake.issued_to("bob")) == 1
+    for secret in (GITHUB_TOKEN, alice, bob, *github.fake.issued):
+        assert secret not in out + err
+
+
+@pytest_twisted.ensureDeferred
+async def test_status_of_one_seat_shows_that_seat_only(github: GitHub, tmp_path: Path) -> None:
+    _two_seats(github, tmp_path)
+    out, err, code = await _cli(github, tmp_path, "status", "--seat", "bob")
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0] == "seat bob: GitHub account bob"
+    assert "  plan: individual (free_limited_copilot)" in lines
+    assert "alice" not in out and "credential:" not in out
+    out, err, code = await _cli(github, tmp_path, "status", "--seat", "carol")
+    assert code == 1
+    assert err.splitlines() == [
+        "copilot-proxy: seat carol is not logged in: run `copilot-proxy login --seat carol`"
+    ]
+
+
+@pytest_twisted.ensureDeferred
+async def test_status_says_a_revoked_seat_must_log_in_again(
+    github: GitHub, tmp_path: Path
+) -> None:
+    alice, bob = _two_seats(github, tmp_path)
+    github.fake.revoke(alice)
+    out, err, code = await _cli(github, tmp_path, "status", COPILOT_GITHUB_TOKEN=GITHUB_TOKEN)
+    assert code == 0, err
+    lines = out.splitlines()
+    refused = "GitHub refused its login: run `copilot-proxy login --seat alice`"
+    assert f"  seat alice: {refused}" in lines
+    assert "  seat bob: GitHub account bob" in lines
+    out, err, code = await _cli(github, tmp_path, "status", "--seat", "alice")
+    assert code == 1
+    assert err.splitlines() == [f"copilot-proxy: seat alice: {refused}"]
+    assert alice not in out + err and bob not in out + err
+
+
+@pytest_twisted.ensureDeferred
+async def test_status_without_a_default_login_still_lists_the_seats(
+    github: GitHub, tmp_path: Path
+) -> None:
+    _two_seats(github, tmp_path)
+    out, err, code = await _cli(github, tmp_path, "status")
+    # The default credential is missing, which status reports as before...
+    assert code == 1
+    assert err.startswith("copilot-proxy: no credentials: run `copilot-proxy login`")
+    assert len(err.splitlines()) == 1
+    # ...after listing the seats, which work without it.
+    assert out.splitlines()[0] == "Seats:"
+    assert "  seat alice: GitHub account alice" in out.splitlines()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_bad_seat_name_is_one_line(tmp_path: Path) -> None:
+    for command in ("login", "logout", "status"):
+        out, err, code = await _cli(None, tmp_path, command, "--seat", "../github-token")
+        assert code == 1, command
+        assert err.splitlines() == [
+            "copilot-proxy: a seat name is 1-64 letters, digits or ._@+- characters, "
+            "not '../github-token'"
+        ], err
+    assert not (tmp_path / "config").exists()
 
 
 # status --proxy: the quotas a running proxy saw -------------------------------
@@ -368,7 +524,8 @@ async def test_usage_json_is_the_usage_document(tmp_path: Path) -> None:
     out, err, code = await _cli(None, tmp_path, "usage", "--json")
     assert code == 0, err
     document = json.loads(out)
-    assert set(document) == {"since", "until", "days", "keys"}
+    assert set(document) == {"since", "until", "days", "keys", "seats"}
+    assert document["seats"] == {}
     assert document["days"] == 30
     assert document["since"] == first_day(document["until"], 30)
     assert list(document["keys"]) == ["alice", "bob"]

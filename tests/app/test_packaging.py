@@ -40,6 +40,9 @@ def test_wheel_carries_only_our_plugin_and_finds_it(tmp_path: Path) -> None:
     twisted_files = [n for n in names if n.startswith("twisted/")]
     assert twisted_files == ["twisted/plugins/copilot_proxy_plugin.py"]
     assert "copilot_proxy/py.typed" in names
+    # The status page's files are package data, served from the wheel.
+    for page in ("index.html", "status.css", "status.js"):
+        assert f"copilot_proxy/server/page/{page}" in names
 
     # Install the wheel into a bare directory and look for the plugin from a
     # Python whose sys.path has that directory but not the project checkout.
@@ -68,6 +71,9 @@ from twisted.plugin import getPlugins
 import copilot_proxy
 assert copilot_proxy.__file__.startswith({str(target)!r}), copilot_proxy.__file__
 print(sorted(p.tapname for p in getPlugins(IServiceMaker)))
+from copilot_proxy.server._status_page import PAGE_FILES, page_file
+for name, _ in PAGE_FILES.values():
+    assert page_file(name), name
 """
     result = subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, text=True, cwd=tmp_path, check=True

@@ -91,7 +91,12 @@ class _Upstream:
         self.pending: list[Deferred[IResponse]] = []
 
     def request(
-        self, method: bytes, target: bytes, headers: Headers, body: bytes
+        self,
+        method: bytes,
+        target: bytes,
+        headers: Headers,
+        body: bytes,
+        base: bytes | None = None,
     ) -> Deferred[IResponse]:
         self.calls.append((method, target, headers, body))
         d: Deferred[IResponse] = Deferred()

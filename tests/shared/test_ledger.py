@@ -267,6 +267,7 @@ def test_the_usage_document_sums_days_sorts_keys_and_models_and_has_every_counte
         LedgerRow("2026-12-02", "alice", "gpt-4.1", {"requests": 2, "nano_aiu": 7}),
         LedgerRow("2026-12-01", "alice", "gpt-4.1", {"requests": 3, "input_tokens": 9}),
         LedgerRow("2026-12-02", "alice", "claude-sonnet-4", {"refused": 1}),
+        LedgerRow("2026-12-02", "seat/alice", "gpt-4.1", {"requests": 2}),
         LedgerRow("2026-11-30", "alice", "gpt-4.1", {"requests": 100}),  # before the span
         LedgerRow("2026-12-03", "carol", "gpt-4.1", {"requests": 100}),  # after it
     ]
@@ -282,6 +283,7 @@ def test_the_usage_document_sums_days_sorts_keys_and_models_and_has_every_counte
             },
             "bob": {"gpt-4.1": _zeros(requests=1)},
         },
+        "seats": {"alice": {"gpt-4.1": _zeros(requests=2)}},
     }
     assert list(document["keys"]) == ["alice", "bob"]
     assert list(document["keys"]["alice"]) == ["claude-sonnet-4", "gpt-4.1"]
@@ -294,6 +296,7 @@ def test_an_empty_ledger_is_an_empty_document() -> None:
         "until": "2026-12-02",
         "days": 1,
         "keys": {},
+        "seats": {},
     }
 
 

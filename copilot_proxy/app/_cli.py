@@ -717,7 +717,8 @@ async def show_usage(
 def usage_table(document: Mapping[str, Any], key: str | None = None) -> list[str]:
     """
     The lines C{copilot-proxy usage} prints for a usage document: a heading,
-    one row per key and model, a total; one line when there is nothing.
+    one row per key and model, a total, then a row per seat and model (the
+    same usage, by seat); one line when there is nothing.
 
     @param key: the one key the document was asked for, if any.
     """
@@ -734,6 +735,11 @@ def usage_table(document: Mapping[str, Any], key: str | None = None) -> list[str
             for name in COUNTERS:
                 totals[name] += counts[name]
     table.append(["total", "", *_usage_cells(totals)])
+    # The same usage again, by the seat that spent it (not added to the total).
+    seats: Mapping[str, Mapping[str, Mapping[str, int]]] = document.get("seats", {})
+    for seat, models in seats.items():
+        for model, counts in models.items():
+            table.append([f"seat {seat}", model, *_usage_cells(counts)])
     widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
     lines = [f"Usage from {span}:"]
     for row in table:

@@ -17,10 +17,13 @@ from collections.abc import Callable
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from ..shared import Fleet, SharedStateUnavailable
 from ..web import ProxyRequest, respond_error
+
+_log = Logger(namespace="copilot_proxy")
 
 #: How often a request waiting for a fleet-wide stream slot asks again (a
 #: slot freed by another process sends no word).
@@ -50,6 +53,7 @@ class FleetAccess:
         self._on_fallback = on_fallback
         self._leases: dict[str, str] = {}
         self._renewal: LoopingCall | None = None
+        self._odd_failures: set[str] = set()
 
     # Rates -------------------------------------------------------------
 
@@ -114,9 +118,18 @@ class FleetAccess:
         """
         What a request gets when Redis could not decide: L{None} to decide
         with the process's own limits, or the 503 of C{--redis-required}.
-        Anything but unavailability is a bug, re-raised.
+        A refusal by Redis (an error reply) counts as unavailability.
         """
-        failure.trap(SharedStateUnavailable)
+        if not failure.check(SharedStateUnavailable):
+            # A refused script (out of memory, a read-only replica): Redis
+            # cannot decide either; say what it was, once per kind.
+            kind = type(failure.value).__name__
+            if kind not in self._odd_failures:
+                self._odd_failures.add(kind)
+                _log.warn(
+                    "shared state: Redis refused a decision ({why}); deciding alone",
+                    why=str(failure.value)[:200],
+                )
         if not self.required:
             if self._on_fallback is not None:
                 self._on_fallback()

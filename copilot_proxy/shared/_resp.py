@@ -16,8 +16,10 @@ from typing import TypeAlias
 MAX_BULK = 16 * 1024 * 1024
 MAX_ARRAY = 1_000_000
 MAX_DEPTH = 8
-# A header line (type byte, a number) longer than this is garbage.
+# A length line (type byte, a number) longer than this is garbage; a simple
+# string or error line (an error's text) may be longer, up to _MAX_TEXT.
 _MAX_LINE = 64
+_MAX_TEXT = 64 * 1024
 
 
 class ReplyError(Exception):
@@ -94,9 +96,10 @@ class ReplyParser:
         return replies
 
     def _line(self, buffer: bytearray, position: int) -> tuple[bytes, int]:
-        end = buffer.find(b"\r\n", position, position + _MAX_LINE + 2)
+        limit = _MAX_TEXT if buffer[position : position + 1] in (b"+", b"-") else _MAX_LINE
+        end = buffer.find(b"\r\n", position, position + limit + 2)
         if end < 0:
-            if len(buffer) - position > _MAX_LINE + 2:
+            if len(buffer) - position > limit + 2:
                 raise ProtocolError("a reply line longer than RESP allows")
             raise _Incomplete()
         return bytes(buffer[position:end]), end + 2

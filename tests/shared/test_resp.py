@@ -88,3 +88,11 @@ def test_huge_bulk_and_deep_nesting_are_refused() -> None:
         ReplyParser().feed(b"*1\r\n" * (MAX_DEPTH + 2) + b":1\r\n")
     with pytest.raises(ProtocolError):
         ReplyParser().feed(b":" + b"1" * 200)
+
+
+def test_long_error_and_status_lines_are_read() -> None:
+    text = "OOM command not allowed when used memory > 'maxmemory'. script: " + "a" * 200
+    replies = ReplyParser().feed(b"-" + text.encode() + b"\r\n+" + b"s" * 300 + b"\r\n")
+    error = replies[0]
+    assert isinstance(error, ReplyError) and str(error) == text and error.kind == "OOM"
+    assert replies[1] == b"s" * 300

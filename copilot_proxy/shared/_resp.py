@@ -96,7 +96,7 @@ class ReplyParser:
         return replies
 
     def _line(self, buffer: bytearray, position: int) -> tuple[bytes, int]:
-        limit = _MAX_TEXT if buffer[position : position + 1] in (b"+", b"-") else _MAX_LINE
+        limit = _MAX_TEXT if bytes(buffer[position : position + 1]) in (b"+", b"-") else _MAX_LINE
         end = buffer.find(b"\r\n", position, position + limit + 2)
         if end < 0:
             if len(buffer) - position > limit + 2:

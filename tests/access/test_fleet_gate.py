@@ -55,10 +55,10 @@ async def test_a_redis_that_refuses_decisions_falls_back_to_local_limits(
     body = json.dumps({"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]})
 
     async def ask() -> int:
-        response, _ = await fetch(
-            url, b"POST", {"content-type": "application/json"}, body.encode()
-        )
-        return response.code
+        headers = {"content-type": "application/json"}
+        response, _ = await fetch(url, b"POST", headers, body.encode())
+        code: int = response.code
+        return code
 
     try:
         await until(lambda: shared.status == "ok")

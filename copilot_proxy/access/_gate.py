@@ -66,8 +66,8 @@ class AccessGate:
         own caps).
     @param wait: queue requests over a limit instead of answering 429.
     @param max_queue: at most this many requests wait at once (then 429).
-    @param on_refused: called with each request the gate refuses and its
-        status, for metrics.
+    @param on_refused: called with each request the gate refuses, its
+        status and error code, for metrics, the ledger and the status page.
     @param cache: answers cacheable C{GET}s after the rate limit and before
         a stream slot is taken (a hit costs no slot), or L{None}.
     @param fleet: with C{--redis}, the rate limits and stream caps shared by
@@ -86,7 +86,7 @@ class AccessGate:
         slots: StreamSlots | None = None,
         wait: bool = False,
         max_queue: int = 100,
-        on_refused: Callable[[ProxyRequest, int], object] | None = None,
+        on_refused: Callable[[ProxyRequest, int, str], object] | None = None,
         cache: ResponseCache | None = None,
         fleet: FleetAccess | None = None,
         budgets: CreditBudgets | None = None,
@@ -142,7 +142,7 @@ class AccessGate:
         check = check_client_key(self.keys, request.requestHeaders)
         if not check.allowed:
             if self._on_refused is not None:
-                self._on_refused(request, 401)
+                self._on_refused(request, 401, "invalid_api_key")
             return respond_error(
                 request,
                 401,
@@ -157,7 +157,7 @@ class AccessGate:
         request.seat = settings.seat
         if self.seats_only and settings.seat is None:
             if self._on_refused is not None:
-                self._on_refused(request, 403)
+                self._on_refused(request, 403, "seat_required")
             return respond_error(
                 request,
                 403,
@@ -205,7 +205,7 @@ class AccessGate:
         resets = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(verdict.resets_at))
         wait = max(1, int(verdict.resets_at - time.time()))
         if self._on_refused is not None:
-            self._on_refused(request, 429)
+            self._on_refused(request, 429, "budget_exceeded")
         spent = verdict.spent / NANO_AIU_PER_CREDIT
         return respond_error(
             request,
@@ -263,7 +263,7 @@ class AccessGate:
 
     def _too_many(self, request: ProxyRequest, seconds: int, message: str, code: str) -> bytes:
         if self._on_refused is not None:
-            self._on_refused(request, 429)
+            self._on_refused(request, 429, code)
         return respond_error(
             request,
             429,

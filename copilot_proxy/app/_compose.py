@@ -95,13 +95,13 @@ def build_gate(
         slots = StreamSlots(access.max_streams, access.max_streams_per_key)
     ledger = shared.ledger if shared is not None else None
 
-    def on_refused(request: Request, code: int) -> None:
+    def on_refused(request: Request, code: int, why: str) -> None:
         if metrics is not None:
             metrics.refused(request.method, request.uri, code)
         if ledger is not None and code in LEDGER_REFUSALS:
             ledger.count(client_label(request), NO_MODEL, refused=1)
         if recent is not None:
-            recent.refused(request, code)
+            recent.refused(request, code, why)
 
     cache = None
     if access.cache_ttl > 0:

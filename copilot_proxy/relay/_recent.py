@@ -116,9 +116,9 @@ class RecentErrors:
             )
         self._add(client_label(request), model, route_group(request.uri), status, outcome, cause)
 
-    def refused(self, request: Request, status: int) -> None:
-        """Note a request the access gate refused."""
-        cause = _REFUSALS.get(status, "refused by the proxy")
+    def refused(self, request: Request, status: int, code: str | None = None) -> None:
+        """Note a request the access gate refused (with its error code, if given)."""
+        cause = code or _REFUSALS.get(status, "refused by the proxy")
         self._add(
             client_label(request), None, route_group(request.uri), status, Outcome.REFUSED, cause
         )

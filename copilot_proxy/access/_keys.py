@@ -114,8 +114,8 @@ class KeySettings:
         L{None}.
     @ivar credits: the key's AI-credits budget, or L{None} (enforced by the
         usage ledger, not here).
-    @ivar seat: the seat the key belongs to (reserved, unused yet), or
-        L{None}.
+    @ivar seat: the seat (a GitHub login of its own) the key's requests are
+        sent with, or L{None} for the proxy's own credential.
     """
 
     admin: bool = False
@@ -209,7 +209,9 @@ def _credits_setting(value: str, origin: str) -> CreditBudget:
 
 
 def _seat_setting(value: str, origin: str) -> str:
-    if not _NAME_CHARS.fullmatch(value):
+    # A seat names a file (seats/NAME): the same characters as a key's name,
+    # but never "." or "..".
+    if not _NAME_CHARS.fullmatch(value) or value in (".", ".."):
         raise _setting_error("seat", origin, "must be 1-64 letters, digits or ._@:+- characters")
     return value
 

@@ -78,5 +78,11 @@ class _EmptyLedger:
     def load_quota(self) -> Deferred[tuple[dict[str, str], float | None]]:
         return succeed(({}, None))
 
+    def save_presence(self, process: str, document: str, seen_at: float) -> Deferred[None]:
+        return succeed(None)
+
+    def load_presence(self, since: float) -> Deferred[list[tuple[str, str, float]]]:
+        return succeed([])
+
     def close(self) -> None:
         pass

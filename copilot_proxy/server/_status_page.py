@@ -26,8 +26,8 @@ from functools import cache
 from importlib.resources import files
 from typing import Any
 
+from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
-from twisted.python.failure import Failure
 from twisted.web.server import NOT_DONE_YET, Request
 
 from ..access import KeyStore, check_client_key
@@ -96,6 +96,10 @@ class StatusPage:
         self._exchanges = exchanges
         self._recent = recent
         self._several = several
+        self._presence = shared.presence if shared is not None else None
+        if self._presence is not None:
+            # What the other processes show of this one.
+            self._presence.describe = self._own_view
 
     def serve_file(self, request: Request, name: bytes) -> bytes | None:
         """The page file served as C{name}, or L{None} if there is none."""
@@ -136,23 +140,39 @@ class StatusPage:
         ledger = self._shared.ledger if self._shared is not None else None
         if ledger is None:
             return _encode(document)
-
-        def send(usage: dict[str, Any]) -> None:
-            document["usage"] = usage
-            if request.channel is not None:
-                request.write(_encode(document))
-                request.finish()
-
-        def failed(failure: Failure) -> None:
-            document["usage_error"] = (
-                f"the usage ledger cannot be read now ({failure.getErrorMessage()})"
-            )
-            if request.channel is not None:
-                request.write(_encode(document))
-                request.finish()
-
-        ledger.usage(days, own).addCallbacks(send, failed)
+        Deferred.fromCoroutine(self._complete(request, document, days, own))
         return NOT_DONE_YET
+
+    async def _complete(
+        self, request: Request, document: dict[str, Any], days: int, own: str | None
+    ) -> None:
+        """Add the ledger's usage and the other processes' views, then answer."""
+        ledger = self._shared.ledger if self._shared is not None else None
+        assert ledger is not None
+        try:
+            document["usage"] = await ledger.usage(days, own)
+        except Exception as e:
+            document["usage_error"] = f"the usage ledger cannot be read now ({e})"
+        if self._presence is not None:
+            try:
+                views = await self._presence.fleet()
+            except Exception:
+                views = []
+            _merge_fleet(document, self._presence.name, views, own)
+        if request.channel is not None:
+            request.write(_encode(document))
+            request.finish()
+
+    def _own_view(self) -> dict[str, Any]:
+        """This process's streams and last errors, every key's, for the fleet."""
+        now = self._reactor.seconds()
+        return {
+            "pid": os.getpid(),
+            "requests_in_flight": (
+                [] if self._exchanges is None else self._exchanges.describe(now, None)
+            ),
+            "recent_errors": [] if self._recent is None else self._recent.documents(None),
+        }
 
     def document(self, days: int, own: str | None) -> dict[str, object]:
         """
@@ -181,6 +201,48 @@ class StatusPage:
             usage=None,
         )
         return document
+
+
+def _merge_fleet(
+    document: dict[str, Any], name: str, views: list[dict[str, Any]], own: str | None
+) -> None:
+    """
+    With other processes publishing (C{--workers}, Redis), the requests in
+    flight and the last errors become the fleet's: this process's live ones
+    and the others' latest views, each tagged with its process, still only
+    C{own}'s for a key that is not an admin's.
+    """
+    others = [v for v in views if v.get("process") != name]
+    if not others:
+        return
+    processes = [{"process": name, "pid": os.getpid(), "seen_s_ago": 0.0, "this": True}]
+    in_flight = [dict(r, process=name) for r in document["requests_in_flight"]]
+    errors = [dict(e, process=name) for e in document["recent_errors"]]
+    for view in others:
+        process = str(view.get("process"))
+        processes.append(
+            {"process": process, "pid": view.get("pid"), "seen_s_ago": view.get("seen_s_ago")}
+        )
+        for entry in _entries(view, "requests_in_flight"):
+            if own is None or entry.get("key") == own:
+                in_flight.append(dict(entry, process=process))
+        for entry in _entries(view, "recent_errors"):
+            if own is None or entry.get("key") == own:
+                errors.append(dict(entry, process=process))
+    errors.sort(key=_when, reverse=True)
+    document["requests_in_flight"] = in_flight
+    document["recent_errors"] = errors[:50]
+    document["process"]["fleet_processes"] = processes
+
+
+def _when(entry: dict[str, Any]) -> float:
+    at = entry.get("at")
+    return float(at) if isinstance(at, (int, float)) else 0.0
+
+
+def _entries(view: dict[str, Any], name: str) -> list[dict[str, Any]]:
+    found = view.get(name)
+    return [e for e in found if isinstance(e, dict)] if isinstance(found, list) else []
 
 
 def _encode(document: dict[str, object]) -> bytes:

@@ -14,6 +14,7 @@ from ._ledger import (
     seat_label,
     usage_document,
 )
+from ._presence import PRESENCE_TTL, PUBLISH_EVERY, Presence, process_name
 from ._redis import RedisClient, SharedStateUnavailable
 from ._sqlite_ledger import SqliteLedger
 from ._state import SharedConfig, SharedState
@@ -23,16 +24,20 @@ __all__ = [
     "DEFAULT_USAGE_DAYS",
     "LEASE_RENEW_EVERY",
     "LEASE_TTL",
+    "PRESENCE_TTL",
+    "PUBLISH_EVERY",
     "CachedAnswer",
     "Fleet",
     "Ledger",
     "LedgerRow",
     "LedgerStore",
+    "Presence",
     "RedisClient",
     "SharedConfig",
     "SharedState",
     "SharedStateUnavailable",
     "SqliteLedger",
+    "process_name",
     "seat_label",
     "usage_document",
 ]

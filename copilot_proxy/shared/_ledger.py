@@ -100,6 +100,12 @@ class LedgerStore(Protocol):
     def load_quota(self) -> Deferred[tuple[dict[str, str], float | None]]:
         """The saved quota headers and when they were seen; C{({}, None)} if none."""
 
+    def save_presence(self, process: str, document: str, seen_at: float) -> Deferred[None]:
+        """Keep C{process}'s latest view (JSON text; see L{Presence})."""
+
+    def load_presence(self, since: float) -> Deferred[list[tuple[str, str, float]]]:
+        """Every view published at C{since} or later: (process, document, seen_at)."""
+
     def close(self) -> None:
         """Release the store; no other method is called afterwards."""
 

@@ -55,6 +55,24 @@ return 1
 )
 
 
+# KEYS[1]: the presence hash (process -> seen_at, then the view); ARGV:
+# process, view, seen_at.  Views an hour old are dropped on the way.
+_SAVE_PRESENCE = Script(
+    """
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[3] .. ' ' .. ARGV[2])
+local all = redis.call('HGETALL', KEYS[1])
+for i = 1, #all, 2 do
+  local seen = tonumber(string.match(all[i + 1], '^(%S+)'))
+  if seen == nil or seen < tonumber(ARGV[3]) - 3600 then
+    redis.call('HDEL', KEYS[1], all[i])
+  end
+end
+redis.call('EXPIRE', KEYS[1], 3600)
+return 1
+"""
+)
+
+
 class RedisLedger:
     """
     A L{LedgerStore} in Redis, under C{prefix}.
@@ -109,6 +127,16 @@ class RedisLedger:
         d = self._client.call("HGETALL", f"{self._prefix}upstream-quota")
         return d.addCallback(_quota)
 
+    def save_presence(self, process: str, document: str, seen_at: float) -> Deferred[None]:
+        d = self._client.run(
+            _SAVE_PRESENCE, [f"{self._prefix}presence"], [process, document, f"{seen_at:.3f}"]
+        )
+        return d.addCallback(lambda _: None)
+
+    def load_presence(self, since: float) -> Deferred[list[tuple[str, str, float]]]:
+        d = self._client.call("HGETALL", f"{self._prefix}presence")
+        return d.addCallback(_presence, since)
+
     def close(self) -> None:
         if self._owns_client:
             self._client.stop()
@@ -154,3 +182,16 @@ def _quota(reply: Reply) -> tuple[dict[str, str], float | None]:
         return values, (float(seen) if seen is not None else None)
     except ValueError:
         return values, None
+
+
+def _presence(reply: Reply, since: float) -> list[tuple[str, str, float]]:
+    found = []
+    for process, value in _pairs(reply):
+        seen, _, document = value.partition(" ")
+        try:
+            when = float(seen)
+        except ValueError:
+            continue
+        if when >= since:
+            found.append((process, document, when))
+    return found

@@ -23,7 +23,7 @@ from ._ledger import COUNTERS, LedgerCell, LedgerRow
 
 #: The schema this code writes, in C{PRAGMA user_version}: a later version
 #: migrates from the number it finds.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # Opening may wait for another process creating the schema: once, at start.
 _OPEN_TIMEOUT_MS = 5000
@@ -43,7 +43,14 @@ CREATE TABLE IF NOT EXISTS quota (
     headers TEXT NOT NULL,
     seen_at REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS presence (
+    process TEXT PRIMARY KEY,
+    document TEXT NOT NULL,
+    seen_at REAL NOT NULL
+);
 """
+# Version 2 added the presence table; every statement of the schema is
+# "if not exists", so applying it whole migrates version 1.
 
 # The statements are built from the column names in COUNTERS, constants;
 # every value is bound.
@@ -167,6 +174,30 @@ class SqliteLedger:
             return succeed(({}, None))
         headers = json.loads(found[0])
         return succeed(({str(k): str(v) for k, v in headers.items()}, float(found[1])))
+
+    def save_presence(self, process: str, document: str, seen_at: float) -> Deferred[None]:
+        """Replace C{process}'s published view, and forget views long gone."""
+        try:
+            self._write(
+                "INSERT INTO presence (process, document, seen_at) VALUES (?, ?, ?) "
+                "ON CONFLICT (process) DO UPDATE SET document = excluded.document, "
+                "seen_at = excluded.seen_at",
+                [(process, document, seen_at)],
+            )
+            self._write("DELETE FROM presence WHERE seen_at < ?", [(seen_at - 3600,)])
+        except sqlite3.Error as e:
+            return fail(e)
+        return succeed(None)
+
+    def load_presence(self, since: float) -> Deferred[list[tuple[str, str, float]]]:
+        """The views published at C{since} or later."""
+        try:
+            found = self._db.execute(
+                "SELECT process, document, seen_at FROM presence WHERE seen_at >= ?", (since,)
+            ).fetchall()
+        except sqlite3.Error as e:
+            return fail(e)
+        return succeed([(str(p), str(d), float(t)) for p, d, t in found])
 
     def close(self) -> None:
         """Close the file; calling it again does nothing."""

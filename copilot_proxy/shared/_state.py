@@ -16,6 +16,7 @@ from twisted.internet.defer import Deferred
 from ..settings import DEFAULT_REDIS_PREFIX, DEFAULT_REDIS_TIMEOUT, RedisTarget
 from ._fleet import LEASE_TTL, Fleet
 from ._ledger import Ledger, LedgerStore
+from ._presence import Presence
 from ._redis import RedisClient
 from ._redis_ledger import RedisLedger
 
@@ -67,6 +68,8 @@ class SharedState(Service):
             self.fleet = Fleet(self.client, config.prefix, config.lease_ttl)
             store = RedisLedger(self.client, config.prefix)
         self.ledger = Ledger(reactor, store) if store is not None else None
+        #: Each process's view, shared: with Redis or the SQLite file.
+        self.presence = Presence(reactor, store) if store is not None else None
 
     def __repr__(self) -> str:
         return f"SharedState({self.backend}, {self.status})"
@@ -103,12 +106,16 @@ class SharedState(Service):
             self.client.start()
         if self.ledger is not None:
             self.ledger.start()
+        if self.presence is not None:
+            self.presence.start()
 
     def stopService(self) -> Deferred[None]:
         super().stopService()  # type: ignore[no-untyped-call]
         return Deferred.fromCoroutine(self._stop())
 
     async def _stop(self) -> None:
+        if self.presence is not None:
+            self.presence.stop()
         if self.ledger is not None:
             await self.ledger.stop()
         if self.client is not None:

@@ -42,17 +42,18 @@ _log = Logger(namespace="copilot_proxy")
 SEATS_DIR = "seats"
 #: Seconds without a request after which a seat stops renewing its token.
 IDLE_AFTER = 15 * 60.0
-_SEAT_NAME = re.compile(r"[A-Za-z0-9._@+-]{1,64}")
+# The characters of a client key's name (a key names its seat).
+_SEAT_NAME = re.compile(r"[A-Za-z0-9._@:+-]{1,64}")
 
 
 def check_seat_name(name: str) -> str:
     """
-    A seat's name: 1-64 letters, digits or C{._@+-} (it names a file).
+    A seat's name: 1-64 letters, digits or C{._@:+-} (it names a file).
 
     @raise ValueError: with a message for a user.
     """
     if not _SEAT_NAME.fullmatch(name) or name in (".", ".."):
-        raise ValueError(f"a seat name is 1-64 letters, digits or ._@+- characters, not {name!r}")
+        raise ValueError(f"a seat name is 1-64 letters, digits or ._@:+- characters, not {name!r}")
     return name
 
 

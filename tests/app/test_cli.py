@@ -334,7 +334,7 @@ async def test_a_bad_seat_name_is_one_line(tmp_path: Path) -> None:
         out, err, code = await _cli(None, tmp_path, command, "--seat", "../github-token")
         assert code == 1, command
         assert err.splitlines() == [
-            "copilot-proxy: a seat name is 1-64 letters, digits or ._@+- characters, "
+            "copilot-proxy: a seat name is 1-64 letters, digits or ._@:+- characters, "
             "not '../github-token'"
         ], err
     assert not (tmp_path / "config").exists()

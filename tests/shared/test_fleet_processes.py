@@ -436,3 +436,36 @@ async def test_the_redis_password_is_never_shown(
         assert "holds a password, which other users can see in ps" in fleet2.logs
     finally:
         redis.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_status_page_shows_the_streams_of_every_process(
+    fleet_of: Any, redis: RedisServer
+) -> None:
+    fleet = fleet_of("--redis", redis.url)
+    await fleet.start(2)
+    first, second = fleet.urls
+    headers, body = _chat(ALICE, events=200, interval=0.05)
+    response, collector = await send(first + "/chat/completions", b"POST", headers, body)
+    await timeout(collector.first)
+
+    async def status(url: str, key: str) -> dict[str, Any]:
+        _, answer = await fetch(url + "/_proxy/status.json", headers={"x-api-key": key})
+        document: dict[str, Any] = json.loads(answer)
+        return document
+
+    # Within a publication (2 s), the other process lists alice's stream,
+    # tagged with the process that carries it.
+    for _ in range(40):
+        document = await status(second, OPS)
+        if document["requests_in_flight"]:
+            break
+        await deferLater(reactor, 0.1, lambda: None)
+    (stream,) = document["requests_in_flight"]
+    assert stream["key"] == "alice" and stream["process"].endswith(f":{fleet.runs[0].pid}")
+    assert len(document["process"]["fleet_processes"]) == 2
+    # bob sees only his own; alice sees hers.
+    assert (await status(second, BOB))["requests_in_flight"] == []
+    assert len((await status(second, ALICE))["requests_in_flight"]) == 1
+    transport: Any = collector.transport
+    transport.stopProducing()

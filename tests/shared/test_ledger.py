@@ -101,6 +101,12 @@ class MemoryStore:
     def load_quota(self) -> Deferred[tuple[dict[str, str], float | None]]:
         return succeed(({}, None))
 
+    def save_presence(self, process: str, document: str, seen_at: float) -> Deferred[None]:
+        return succeed(None)
+
+    def load_presence(self, since: float) -> Deferred[list[tuple[str, str, float]]]:
+        return succeed([])
+
     def close(self) -> None:
         self.closed = True
 
@@ -483,8 +489,31 @@ def test_the_sqlite_ledger_uses_wal_and_records_its_schema_version(tmp_path: Pat
     SqliteLedger(path).close()
     db = sqlite3.connect(path)
     assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
-    assert db.execute("PRAGMA user_version").fetchone() == (1,)
+    assert db.execute("PRAGMA user_version").fetchone() == (2,)
     db.close()
+
+
+def test_a_version_1_ledger_is_migrated_and_keeps_its_counts(tmp_path: Path) -> None:
+    path = tmp_path / "usage.sqlite3"
+    db = sqlite3.connect(path)
+    db.execute(
+        "CREATE TABLE usage (day TEXT NOT NULL, key TEXT NOT NULL, model TEXT NOT NULL, "
+        + ", ".join(f"{name} INTEGER NOT NULL DEFAULT 0" for name in COUNTERS)
+        + ", PRIMARY KEY (day, key, model)) WITHOUT ROWID"
+    )
+    db.execute("INSERT INTO usage (day, key, model, requests) VALUES ('2026-12-01', 'a', 'm', 3)")
+    db.execute("PRAGMA user_version = 1")
+    db.commit()
+    db.close()
+    ledger = SqliteLedger(path)
+    rows: list[Any] = []
+    ledger.rows("2026-12-01").addCallback(rows.extend)
+    assert [(r.key, r.counts["requests"]) for r in rows] == [("a", 3)]
+    views: list[Any] = []
+    ledger.save_presence("host:1", "{}", 100.0)
+    ledger.load_presence(50.0).addCallback(views.extend)
+    assert views == [("host:1", "{}", 100.0)]
+    ledger.close()
 
 
 def test_a_ledger_of_a_newer_schema_is_refused(tmp_path: Path) -> None:

@@ -129,7 +129,11 @@
   function drawProcess(doc) {
     const process = doc.process || {};
     let text = `Process ${process.pid} · version ${doc.version}`;
-    if (process.several || process.fleet) {
+    const fleet = process.fleet_processes || [];
+    if (fleet.length > 1) {
+      text += ` · one of ${fleet.length} processes: in flight, errors and usage are the` +
+        " whole deployment's";
+    } else if (process.several || process.fleet) {
       const why = process.several ? "--workers" : "a shared Redis";
       text += ` · one of several processes (${why}): in flight and errors are this one's,` +
         " usage is the whole deployment's";
@@ -189,7 +193,7 @@
 
   function drawInFlight(doc) {
     const rows = (doc.requests_in_flight || []).map((r) => el("tr", { "data-key": r.key },
-      el("td", { text: r.key }),
+      el("td", { text: r.key, title: r.process ? `process ${r.process}` : "" }),
       el("td", { text: r.model }),
       el("td", { text: r.route }),
       el("td", { text: r.stage }),
@@ -288,7 +292,7 @@
   function drawErrors(doc) {
     const now = doc.now;
     const rows = (doc.recent_errors || []).map((e) => el("tr", { "data-key": e.key },
-      el("td", { text: `${span(now - e.at)} ago`, title: iso(e.at) }),
+      el("td", { text: `${span(now - e.at)} ago`, title: iso(e.at) + (e.process ? ` · process ${e.process}` : "") }),
       el("td", { text: e.key }),
       el("td", { text: e.model }),
       el("td", { text: e.route }),

@@ -360,6 +360,8 @@ async def status(
     finally:
         if health is not None:
             await _proxy_status(reactor, health, out)
+        else:
+            await _saved_quota(reactor, options, env, out)
 
 
 async def _credential_status(
@@ -542,6 +544,43 @@ def health_url(proxy: str) -> str:
     if not path.endswith("/"):
         path += "/"
     return urlunsplit((parts.scheme, parts.netloc, path + "healthz", "", ""))
+
+
+async def _saved_quota(
+    reactor: Any, options: usage.Options, env: Mapping[str, str], out: TextIO
+) -> None:
+    """
+    The quotas as the proxy last saw them, from the store it keeps them in
+    (the state directory's ledger, or C{COPILOT_PROXY_REDIS}'s); nothing
+    when no proxy ever kept any.
+    """
+    redis = env.get("COPILOT_PROXY_REDIS", "").strip() or None
+    try:
+        store = open_ledger_store(reactor, redis, _settings(options, env).state_dir, create=False)
+        try:
+            saved, seen = await store.load_quota()
+        finally:
+            store.close()
+        board = json.loads(saved.get("board", "{}"))
+    except Exception:
+        return
+    if not isinstance(board, dict) or seen is None:
+        return
+    now = reactor.seconds()
+    for quota in board.values():
+        if isinstance(quota, dict):
+            # Written then: the countdowns are from then.
+            for field in ("resets_in_s", "seen_s_ago"):
+                value = _finite(quota.get(field))
+                if value is not None:
+                    quota[field] = value + (now - seen) * (-1 if field == "resets_in_s" else 1)
+    lines = quota_lines(board)
+    if lines:
+        out.write(
+            f"quota as the proxy's upstream answers showed it {_countdown(now - seen)} ago:\n"
+        )
+        for line in lines:
+            out.write(f"  {line}\n")
 
 
 async def _proxy_status(reactor: Any, health: str, out: TextIO) -> None:

@@ -5,6 +5,7 @@ surfaces, access gate, resource, site, bound port).
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import replace
@@ -39,7 +40,7 @@ from ..relay import (
 )
 from ..server import AdminPages, ProxyResource, ProxyService, ProxySite, SeatLogins, listen
 from ..settings import ConfigError, ProxyConfig, pem_certificates
-from ..shared import SharedState
+from ..shared import LedgerStore, SharedState
 from ..surfaces import ModelCatalog, RouterSettings, route_surfaces
 from ..tokens import SeatPool, TokenSource
 from ..upstream import Upstream
@@ -140,6 +141,28 @@ def build_gate(
         CreditBudgets(ledger) if ledger is not None else None,
         access.seats_only,
     )
+
+
+#: How often the quota board is written to the ledger's store, at most.
+QUOTA_SAVE_EVERY = 10.0
+
+
+def _keep_quota(reactor: Any, board: QuotaBoard, store: LedgerStore) -> None:
+    """
+    Keep the board where C{copilot-proxy status} (another process) reads
+    it: in the ledger's store, at most every L{QUOTA_SAVE_EVERY} seconds.
+    """
+    last = [float("-inf")]
+
+    def save(_: object) -> None:
+        now = reactor.seconds()
+        if now - last[0] < QUOTA_SAVE_EVERY:
+            return
+        last[0] = now
+        document = json.dumps(board.document(now), separators=(",", ":"))
+        store.save_quota({"board": document}, now).addErrback(lambda _: None)
+
+    board.listen(save)
 
 
 _UNNAMED = re.compile(r"key-[0-9a-f]{8}|addr:.*|seat/.*")
@@ -244,6 +267,8 @@ def build_proxy(
         ledger.listen(per_key)
     if shared is not None and shared.client is not None:
         shared.when_state_changes(metrics.shared_state)
+    if ledger is not None and context.quota is not None:
+        _keep_quota(reactor, context.quota, ledger.store)
     catalog = ModelCatalog(upstream, tokens, context.options.copilot, reactor, seats)
     make_relay = route_surfaces(
         context, RouterSettings(catalog, config.messages_mode, dict(config.model_map))

@@ -212,6 +212,11 @@ class Ledger:
         self._store_failing = False
         self._listeners: list[Callable[[str, str, Mapping[str, int]], object]] = []
 
+    @property
+    def store(self) -> LedgerStore:
+        """Where the counts go (also where the quota board is kept)."""
+        return self._store
+
     def listen(self, listener: Callable[[str, str, Mapping[str, int]], object]) -> None:
         """Also tell C{listener} of each count (key, model, counts): metrics."""
         self._listeners.append(listener)

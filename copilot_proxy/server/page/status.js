@@ -259,6 +259,24 @@
       ? [el("tr", {}, el("td", { text: "All" }), el("td", {}), ...usageCells(total))] : [];
     $("#usage-table tfoot").replaceChildren(...foot);
     drawChart(rows);
+    drawSeats(usage);
+  }
+
+  // The same usage by seat (a person's own GitHub login), for an admin key.
+  function drawSeats(usage) {
+    const seats = Object.entries((usage && usage.seats) || {}).map(([seat, models]) => {
+      let tokens = 0;
+      let nano = 0;
+      for (const counts of Object.values(models)) {
+        tokens += Number(counts.input_tokens || 0) + Number(counts.output_tokens || 0);
+        nano += Number(counts.nano_aiu || 0);
+      }
+      return el("span", { class: "seat", "data-seat": seat, "data-tokens": String(tokens),
+        text: `${seat}: ${compact(tokens)} tokens, ${credits(nano)} credits` });
+    });
+    const line = $("#usage-seats");
+    line.replaceChildren(...(seats.length ? [document.createTextNode("By seat: "), ...seats] : []));
+    line.hidden = seats.length === 0;
   }
 
   function drawChart(rows) {

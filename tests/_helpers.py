@@ -17,10 +17,16 @@ from twisted.web.client import Agent, ResponseDone
 from twisted.web.http_headers import Headers
 from twisted.web.iweb import IResponse
 
+from copilot_proxy.access import AccessConfig
+from copilot_proxy.app import build_proxy
 from copilot_proxy.server import ProxyService
+from copilot_proxy.settings import ProxyConfig, upstream_base
+from copilot_proxy.shared import SharedState
 from copilot_proxy.testing.fake_github import FakeGitHub
-from copilot_proxy.testing.fake_upstream import FakeUpstream, Received
+from copilot_proxy.testing.fake_upstream import ACCEPTED_TOKEN, FakeUpstream, Received
+from copilot_proxy.tokens import StaticToken
 from copilot_proxy.upstream import BufferedBody
+from copilot_proxy.wire import Secret
 
 
 @dataclass
@@ -40,6 +46,7 @@ class GitHub:
 class Proxy:
     service: ProxyService
     url: str
+    shared: SharedState | None = None
 
 
 class Collector(Protocol):
@@ -144,3 +151,35 @@ def client_requests(fake: FakeUpstream) -> list[Received]:
     C{x-interaction-type: model-access}).
     """
     return [r for r in fake.received if r.header("x-interaction-type") != "model-access"]
+
+
+def start_proxy(
+    reactor: Any,
+    upstream_url: str,
+    token: str = ACCEPTED_TOKEN,
+    access: AccessConfig | None = None,
+    shared: SharedState | None = None,
+    **settings: Any,
+) -> Proxy:
+    """
+    A proxy in this process in front of C{upstream_url}; with C{shared}
+    (Redis, the usage ledger) started first, as the daemon does.
+    """
+    config = ProxyConfig(
+        listen="tcp:0:interface=127.0.0.1", upstream=upstream_base(upstream_url), **settings
+    )
+    if shared is not None and not shared.running:
+        shared.startService()
+    service: ProxyService = build_proxy(
+        reactor, config, StaticToken(Secret(token)), access, shared=shared
+    )
+    service.startService()  # type: ignore[no-untyped-call]
+    return Proxy(service, f"http://127.0.0.1:{port_number(service.port)}", shared)
+
+
+async def stop_proxy(proxy: Proxy) -> None:
+    """Stop a proxy of L{start_proxy}, then its shared state (its last counts flushed)."""
+    if proxy.service.running:
+        await proxy.service.stopService()
+    if proxy.shared is not None and proxy.shared.running:
+        await proxy.shared.stopService()

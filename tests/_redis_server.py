@@ -19,6 +19,9 @@ import pytest
 
 from tests._twistd import free_port
 
+#: The password of the module-scoped server of tests/conftest.py.
+MODULE_REDIS_PASSWORD = "s3cret-redis-password-for-tests"
+
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 
 

@@ -14,16 +14,11 @@ from hypothesis import settings
 from twisted.internet import reactor as _reactor
 from twisted.logger import ILogObserver, globalLogPublisher
 
-from copilot_proxy.access import AccessConfig
-from copilot_proxy.app import build_proxy
-from copilot_proxy.server import ProxyService
-from copilot_proxy.settings import ProxyConfig, upstream_base
 from copilot_proxy.testing.fake_github import FakeGitHub
-from copilot_proxy.testing.fake_upstream import ACCEPTED_TOKEN, FakeUpstream
-from copilot_proxy.tokens import StaticToken
-from copilot_proxy.wire import Secret
+from copilot_proxy.testing.fake_upstream import FakeUpstream
 
-from ._helpers import GitHub, Proxy, Upstream, port_number
+from ._helpers import GitHub, Proxy, Upstream, start_proxy, stop_proxy
+from ._redis_server import MODULE_REDIS_PASSWORD, RedisServer
 
 # Property tests run on a machine shared with other test runs: a per-example
 # time limit there fails at random, and says nothing about the code.
@@ -65,21 +60,6 @@ def log_events() -> Iterator[list[dict[str, Any]]]:
     globalLogPublisher.removeObserver(observer)
 
 
-def start_proxy(
-    reactor: Any,
-    upstream_url: str,
-    token: str = ACCEPTED_TOKEN,
-    access: AccessConfig | None = None,
-    **settings: Any,
-) -> Proxy:
-    config = ProxyConfig(
-        listen="tcp:0:interface=127.0.0.1", upstream=upstream_base(upstream_url), **settings
-    )
-    service: ProxyService = build_proxy(reactor, config, StaticToken(Secret(token)), access)
-    service.startService()  # type: ignore[no-untyped-call]
-    return Proxy(service, f"http://127.0.0.1:{port_number(service.port)}")
-
-
 @pytest_twisted.async_yield_fixture
 async def make_proxy(reactor: Any) -> Any:
     started: list[Proxy] = []
@@ -91,11 +71,28 @@ async def make_proxy(reactor: Any) -> Any:
 
     yield make
     for proxy in started:
-        if proxy.service.running:
-            await proxy.service.stopService()
+        await stop_proxy(proxy)
 
 
 @pytest.fixture
 def proxy(make_proxy: Any, upstream: Upstream) -> Proxy:
     p: Proxy = make_proxy(upstream.url)
     return p
+
+
+@pytest.fixture
+def redis() -> Iterator[RedisServer]:
+    """A real redis-server of this test's own, on a private port."""
+    server = RedisServer()
+    server.start()
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="module")
+def module_redis() -> Iterator[RedisServer]:
+    """A real redis-server shared by one module's tests (with a password)."""
+    server = RedisServer(password=MODULE_REDIS_PASSWORD)
+    server.start()
+    yield server
+    server.close()

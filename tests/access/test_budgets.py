@@ -15,14 +15,9 @@ import pytest_twisted
 from twisted.internet import reactor
 
 from copilot_proxy.access import AccessConfig
-from copilot_proxy.app import build_proxy
-from copilot_proxy.settings import ProxyConfig, upstream_base
 from copilot_proxy.shared import SharedConfig, SharedState, SqliteLedger
-from copilot_proxy.testing.fake_upstream import ACCEPTED_TOKEN
-from copilot_proxy.tokens import StaticToken
-from copilot_proxy.wire import Secret
 
-from .._helpers import Upstream, client_requests, fetch, port_number
+from .._helpers import Proxy, Upstream, client_requests, fetch, start_proxy, stop_proxy
 
 ALICE = "sk-alice-0123456789abcdef"
 BOB = "sk-bob-0123456789abcdef00"
@@ -30,24 +25,12 @@ BOB = "sk-bob-0123456789abcdef00"
 MODEL = "claude-sonnet-4.5"
 
 
-async def _proxy(upstream: Upstream, keys: Path, ledger: Path) -> tuple[Any, SharedState, str]:
+def _proxy(upstream: Upstream, keys: Path, ledger: Path) -> tuple[Proxy, SharedState, str]:
     shared = SharedState(reactor, SharedConfig(), SqliteLedger(ledger))
-    shared.startService()
-    config = ProxyConfig(listen="tcp:0:interface=127.0.0.1", upstream=upstream_base(upstream.url))
-    service = build_proxy(
-        reactor,
-        config,
-        StaticToken(Secret(ACCEPTED_TOKEN)),
-        AccessConfig(keys_file=str(keys)),
-        shared=shared,
+    proxy = start_proxy(
+        reactor, upstream.url, access=AccessConfig(keys_file=str(keys)), shared=shared
     )
-    service.startService()  # type: ignore[no-untyped-call]
-    return service, shared, f"http://127.0.0.1:{port_number(service.port)}"
-
-
-async def _stop(service: Any, shared: SharedState) -> None:
-    await service.stopService()
-    await shared.stopService()
+    return proxy, shared, proxy.url
 
 
 async def _ask(url: str, key: str) -> tuple[int, dict[str, Any], Any]:
@@ -67,7 +50,7 @@ async def test_a_spent_budget_refuses_until_it_resets_and_survives_a_restart(
     keys.write_text(f"{ALICE} alice credits=0.001/day\n{BOB} bob credits=100/month\n")
     keys.chmod(0o600)
     ledger = tmp_path / "usage.sqlite3"
-    service, shared, url = await _proxy(upstream, keys, ledger)
+    proxy, shared, url = _proxy(upstream, keys, ledger)
     try:
         assert (await _ask(url, ALICE))[0] == 200
         sent = len(client_requests(upstream.fake))
@@ -84,8 +67,8 @@ async def test_a_spent_budget_refuses_until_it_resets_and_survives_a_restart(
         # bob's budget is his own.
         assert (await _ask(url, BOB))[0] == 200
     finally:
-        await _stop(service, shared)
-    service, shared, url = await _proxy(upstream, keys, ledger)
+        await stop_proxy(proxy)
+    proxy, shared, url = _proxy(upstream, keys, ledger)
     try:
         assert (await _ask(url, ALICE))[0] == 429
         document = await shared.ledger.usage(1) if shared.ledger is not None else {}
@@ -95,4 +78,4 @@ async def test_a_spent_budget_refuses_until_it_resets_and_survives_a_restart(
         assert alice[served]["requests"] == 1 and alice[served]["nano_aiu"] > 10**6
         assert alice["-"]["refused"] == 2
     finally:
-        await _stop(service, shared)
+        await stop_proxy(proxy)

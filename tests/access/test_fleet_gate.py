@@ -7,33 +7,19 @@ and the request is served with the process's own limits, never left hanging.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
 import pytest_twisted
 from twisted.internet import reactor
 
 from copilot_proxy.access import AccessConfig, Rate
-from copilot_proxy.app import build_proxy
-from copilot_proxy.settings import ProxyConfig, parse_redis_url, upstream_base
+from copilot_proxy.settings import parse_redis_url
 from copilot_proxy.shared import SharedConfig, SharedState
-from copilot_proxy.testing.fake_upstream import ACCEPTED_TOKEN
-from copilot_proxy.tokens import StaticToken
-from copilot_proxy.wire import Secret
 
-from .._helpers import Upstream, fetch, port_number, until
+from .._helpers import Upstream, fetch, start_proxy, stop_proxy, until
 from .._redis_server import RedisServer, needs_redis
 
 pytestmark = needs_redis
-
-
-@pytest.fixture
-def redis() -> Iterator[RedisServer]:
-    server = RedisServer()
-    server.start()
-    yield server
-    server.close()
 
 
 @pytest_twisted.ensureDeferred
@@ -41,17 +27,9 @@ async def test_a_redis_that_refuses_decisions_falls_back_to_local_limits(
     upstream: Upstream, redis: RedisServer, log_events: list[dict[str, Any]]
 ) -> None:
     shared = SharedState(reactor, SharedConfig(redis=parse_redis_url(redis.url)))
-    shared.startService()
-    config = ProxyConfig(listen="tcp:0:interface=127.0.0.1", upstream=upstream_base(upstream.url))
-    service = build_proxy(
-        reactor,
-        config,
-        StaticToken(Secret(ACCEPTED_TOKEN)),
-        AccessConfig(rate=Rate(3, 60), burst=3),
-        shared=shared,
-    )
-    service.startService()  # type: ignore[no-untyped-call]
-    url = f"http://127.0.0.1:{port_number(service.port)}/chat/completions"
+    access = AccessConfig(rate=Rate(3, 60), burst=3)
+    proxy = start_proxy(reactor, upstream.url, access=access, shared=shared)
+    url = proxy.url + "/chat/completions"
     body = json.dumps({"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]})
 
     async def ask() -> int:
@@ -73,5 +51,4 @@ async def test_a_redis_that_refuses_decisions_falls_back_to_local_limits(
         warned = [e for e in log_events if "refused a decision" in str(e.get("log_format"))]
         assert len(warned) == 1
     finally:
-        await service.stopService()
-        await shared.stopService()
+        await stop_proxy(proxy)

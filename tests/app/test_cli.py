@@ -598,30 +598,20 @@ async def test_usage_of_a_file_that_is_no_ledger_is_one_line(tmp_path: Path) -> 
 async def test_status_shows_the_quotas_a_proxy_kept_in_its_state_directory(
     reactor: Any, upstream: Upstream, tmp_path: Path
 ) -> None:
-    from copilot_proxy.access import AccessConfig
-    from copilot_proxy.app import build_proxy
-    from copilot_proxy.settings import ProxyConfig, upstream_base
     from copilot_proxy.shared import SharedConfig, SharedState
-    from copilot_proxy.testing.fake_upstream import ACCEPTED_TOKEN
-    from copilot_proxy.tokens import StaticToken
+
+    from .._helpers import start_proxy, stop_proxy
 
     state = _state(tmp_path)
     state.mkdir(parents=True)
     shared = SharedState(reactor, SharedConfig(), SqliteLedger(state / "usage.sqlite3"))
-    shared.startService()
-    config = ProxyConfig(listen="tcp:0:interface=127.0.0.1", upstream=upstream_base(upstream.url))
-    service = build_proxy(
-        reactor, config, StaticToken(Secret(ACCEPTED_TOKEN)), AccessConfig(), shared=shared
-    )
-    service.startService()  # type: ignore[no-untyped-call]
+    proxy = start_proxy(reactor, upstream.url, shared=shared)
     try:
         headers, body = stream_request(events=2)
-        url = f"http://127.0.0.1:{port_number(service.port)}/chat/completions"
-        response, _ = await fetch(url, b"POST", headers, body)
+        response, _ = await fetch(proxy.url + "/chat/completions", b"POST", headers, body)
         assert response.code == 200
     finally:
-        await service.stopService()
-        await shared.stopService()
+        await stop_proxy(proxy)
     # The proxy is gone; what it last saw of the quotas is still there.
     out, err, code = await _cli(None, tmp_path, "status", COPILOT_TOKEN=STATIC_TOKEN)
     assert code == 0, err

@@ -5,9 +5,6 @@ standing in for several processes: one limit for all of them, exactly.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
 import pytest_twisted
 from twisted.internet import reactor
 from twisted.internet.defer import gatherResults
@@ -21,23 +18,15 @@ from tests._redis_server import RedisServer, needs_redis
 pytestmark = needs_redis
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[RedisServer]:
-    redis = RedisServer()
-    redis.start()
-    yield redis
-    redis.close()
-
-
 _count = [0]
 
 
-def fleets(server: RedisServer, n: int, lease_ttl: float = 30.0) -> list[Fleet]:
+def fleets(module_redis: RedisServer, n: int, lease_ttl: float = 30.0) -> list[Fleet]:
     _count[0] += 1
     prefix = f"test{_count[0]}:"
     out = []
     for _ in range(n):
-        client = RedisClient(reactor, parse_redis_url(server.url), 0.5)
+        client = RedisClient(reactor, parse_redis_url(module_redis.url), 0.5)
         client.start()
         out.append(Fleet(client, prefix, lease_ttl))
     return out
@@ -49,8 +38,8 @@ async def close(group: list[Fleet]) -> None:
 
 
 @pytest_twisted.ensureDeferred
-async def test_a_rate_holds_exactly_across_processes(server: RedisServer) -> None:
-    group = fleets(server, 3)
+async def test_a_rate_holds_exactly_across_processes(module_redis: RedisServer) -> None:
+    group = fleets(module_redis, 3)
     try:
         # 10 per minute, burst 10: 30 tries at once from three processes.
         waits = await gatherResults(
@@ -66,8 +55,8 @@ async def test_a_rate_holds_exactly_across_processes(server: RedisServer) -> Non
 
 
 @pytest_twisted.ensureDeferred
-async def test_reservations_queue_and_refunds_give_back(server: RedisServer) -> None:
-    (fleet,) = fleets(server, 1)
+async def test_reservations_queue_and_refunds_give_back(module_redis: RedisServer) -> None:
+    (fleet,) = fleets(module_redis, 1)
     try:
         assert await fleet.rate("carol", 1.0, 1, "reserve") == 0
         second = await fleet.rate("carol", 1.0, 1, "reserve")
@@ -81,8 +70,8 @@ async def test_reservations_queue_and_refunds_give_back(server: RedisServer) -> 
 
 
 @pytest_twisted.ensureDeferred
-async def test_leases_cap_the_fleet_and_each_client(server: RedisServer) -> None:
-    a, b = fleets(server, 2)
+async def test_leases_cap_the_fleet_and_each_client(module_redis: RedisServer) -> None:
+    a, b = fleets(module_redis, 2)
     try:
         la, lb, lc = a.new_lease(), b.new_lease(), a.new_lease()
         assert await a.acquire(la, "alice", 2, 1)
@@ -98,8 +87,10 @@ async def test_leases_cap_the_fleet_and_each_client(server: RedisServer) -> None
 
 
 @pytest_twisted.ensureDeferred
-async def test_a_lease_not_renewed_expires_and_a_renewed_one_stays(server: RedisServer) -> None:
-    a, b = fleets(server, 2, lease_ttl=0.5)
+async def test_a_lease_not_renewed_expires_and_a_renewed_one_stays(
+    module_redis: RedisServer,
+) -> None:
+    a, b = fleets(module_redis, 2, lease_ttl=0.5)
     try:
         dead, alive = a.new_lease(), b.new_lease()
         assert await a.acquire(dead, "alice", 2, None)
@@ -116,8 +107,8 @@ async def test_a_lease_not_renewed_expires_and_a_renewed_one_stays(server: Redis
 
 
 @pytest_twisted.ensureDeferred
-async def test_one_fetch_for_the_fleet_then_everyone_hits(server: RedisServer) -> None:
-    a, b = fleets(server, 2)
+async def test_one_fetch_for_the_fleet_then_everyone_hits(module_redis: RedisServer) -> None:
+    a, b = fleets(module_redis, 2)
     try:
         key = b"https://api/models|gzip"
         first, second = await gatherResults([a.cache_lookup(key, 5.0), b.cache_lookup(key, 5.0)])
@@ -131,8 +122,8 @@ async def test_one_fetch_for_the_fleet_then_everyone_hits(server: RedisServer) -
 
 
 @pytest_twisted.ensureDeferred
-async def test_holds_are_seen_by_every_process_and_expire(server: RedisServer) -> None:
-    a, b = fleets(server, 2)
+async def test_holds_are_seen_by_every_process_and_expire(module_redis: RedisServer) -> None:
+    a, b = fleets(module_redis, 2)
     try:
         assert await b.holds() == {}
         await a.holds("*", 0.4)

@@ -6,7 +6,6 @@ password, and what a caller sees when the server stops, stalls or returns.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,20 +18,10 @@ from copilot_proxy.settings import parse_redis_url
 from copilot_proxy.shared._redis import RedisClient, Script, SharedStateUnavailable
 from copilot_proxy.shared._resp import ReplyError
 from tests._helpers import until
-from tests._redis_server import RedisServer, needs_redis
+from tests._redis_server import MODULE_REDIS_PASSWORD, RedisServer, needs_redis
 from tests._tls import self_signed
 
 pytestmark = needs_redis
-
-PASSWORD = "s3cret-redis-password-for-tests"
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[RedisServer]:
-    redis = RedisServer(password=PASSWORD)
-    redis.start()
-    yield redis
-    redis.close()
 
 
 def client(url: str, timeout: float = 0.5, states: list[bool] | None = None) -> RedisClient:
@@ -43,8 +32,8 @@ def client(url: str, timeout: float = 0.5, states: list[bool] | None = None) -> 
 
 
 @pytest_twisted.ensureDeferred
-async def test_calls_over_tcp_and_unix_socket(server: RedisServer) -> None:
-    for url in (server.url, server.unix_url):
+async def test_calls_over_tcp_and_unix_socket(module_redis: RedisServer) -> None:
+    for url in (module_redis.url, module_redis.unix_url):
         c = client(url)
         try:
             assert await c.call("SET", "test:k", "v") == b"OK"
@@ -57,8 +46,8 @@ async def test_calls_over_tcp_and_unix_socket(server: RedisServer) -> None:
 
 
 @pytest_twisted.ensureDeferred
-async def test_server_errors_are_reply_errors(server: RedisServer) -> None:
-    c = client(server.url)
+async def test_server_errors_are_reply_errors(module_redis: RedisServer) -> None:
+    c = client(module_redis.url)
     try:
         with pytest.raises(ReplyError):
             await c.call("NOSUCHCOMMAND")
@@ -68,9 +57,9 @@ async def test_server_errors_are_reply_errors(server: RedisServer) -> None:
 
 
 @pytest_twisted.ensureDeferred
-async def test_scripts_are_loaded_once_then_run_by_sha(server: RedisServer) -> None:
+async def test_scripts_are_loaded_once_then_run_by_sha(module_redis: RedisServer) -> None:
     script = Script(f"return {{ARGV[1], KEYS[1], {time.monotonic_ns()}}}")
-    c = client(server.url)
+    c = client(module_redis.url)
     try:
         first = await c.run(script, ["test:a"], ["x"])
         assert isinstance(first, list) and first[:2] == [b"x", b"test:a"]
@@ -81,16 +70,16 @@ async def test_scripts_are_loaded_once_then_run_by_sha(server: RedisServer) -> N
 
 
 @pytest_twisted.ensureDeferred
-async def test_wrong_password_is_unavailable_and_never_shown(server: RedisServer) -> None:
+async def test_wrong_password_is_unavailable_and_never_shown(module_redis: RedisServer) -> None:
     wrong = "not-the-password-1234"
     states: list[bool] = []
-    c = client(f"redis://:{wrong}@127.0.0.1:{server.port}/0", states=states)
+    c = client(f"redis://:{wrong}@127.0.0.1:{module_redis.port}/0", states=states)
     try:
         with pytest.raises(SharedStateUnavailable) as caught:
             await c.call("PING")
         await until(lambda: states == [False])
         for text in (str(caught.value), repr(c), str(c.last_error), repr(c.target)):
-            assert wrong not in text and PASSWORD not in text
+            assert wrong not in text and MODULE_REDIS_PASSWORD not in text
         assert "password" in str(c.last_error)
     finally:
         await c.stop()
@@ -146,8 +135,8 @@ async def test_a_stalled_server_costs_a_call_its_deadline_only() -> None:
 
 
 @pytest_twisted.ensureDeferred
-async def test_pipelined_calls_keep_their_order(server: RedisServer) -> None:
-    c = client(server.url)
+async def test_pipelined_calls_keep_their_order(module_redis: RedisServer) -> None:
+    c = client(module_redis.url)
     try:
         from twisted.internet.defer import gatherResults
 

@@ -6,9 +6,7 @@ and what C{/_proxy/usage} reads is what they added.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
-import pytest
 import pytest_twisted
 from twisted.internet import reactor
 from twisted.internet.defer import gatherResults
@@ -22,24 +20,16 @@ from tests._redis_server import RedisServer, needs_redis
 pytestmark = needs_redis
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[RedisServer]:
-    redis = RedisServer()
-    redis.start()
-    yield redis
-    redis.close()
-
-
-def store(server: RedisServer, prefix: str) -> RedisLedger:
-    client = RedisClient(reactor, parse_redis_url(server.url), 0.5)
+def store(module_redis: RedisServer, prefix: str) -> RedisLedger:
+    client = RedisClient(reactor, parse_redis_url(module_redis.url), 0.5)
     client.start()
     return RedisLedger(client, prefix)
 
 
 @pytest_twisted.ensureDeferred
-async def test_adds_from_many_processes_are_exact(server: RedisServer) -> None:
+async def test_adds_from_many_processes_are_exact(module_redis: RedisServer) -> None:
     today = utc_day(time.time())
-    stores = [store(server, "ledger1:") for _ in range(3)]
+    stores = [store(module_redis, "ledger1:") for _ in range(3)]
     await gatherResults(
         [
             s.add({(today, "alice", "gpt-5"): {"requests": 1, "input_tokens": 7, "nano_aiu": 3}})
@@ -59,8 +49,10 @@ async def test_adds_from_many_processes_are_exact(server: RedisServer) -> None:
 
 
 @pytest_twisted.ensureDeferred
-async def test_the_aggregator_over_redis_gives_the_usage_document(server: RedisServer) -> None:
-    ledger = Ledger(reactor, store(server, "ledger2:"))
+async def test_the_aggregator_over_redis_gives_the_usage_document(
+    module_redis: RedisServer,
+) -> None:
+    ledger = Ledger(reactor, store(module_redis, "ledger2:"))
     ledger.count("alice", "gpt-5", requests=1, output_tokens=10, reasoning_tokens=4)
     ledger.count("alice", "gpt-5", requests=1, output_tokens=5)
     document = await ledger.usage(7)
@@ -71,8 +63,8 @@ async def test_the_aggregator_over_redis_gives_the_usage_document(server: RedisS
 
 
 @pytest_twisted.ensureDeferred
-async def test_quota_keeps_the_newest_snapshot(server: RedisServer) -> None:
-    ledger = store(server, "ledger3:")
+async def test_quota_keeps_the_newest_snapshot(module_redis: RedisServer) -> None:
+    ledger = store(module_redis, "ledger3:")
     assert await ledger.load_quota() == ({}, None)
     await ledger.save_quota({"x-usage-ratelimit-weekly": "rem=50"}, 200.0)
     await ledger.save_quota({"x-usage-ratelimit-weekly": "rem=70"}, 100.0)

@@ -78,6 +78,9 @@ class _EmptyLedger:
     def load_quota(self) -> Deferred[tuple[dict[str, str], float | None]]:
         return succeed(({}, None))
 
+    def clear(self) -> Deferred[None]:
+        return succeed(None)
+
     def save_presence(self, process: str, document: str, seen_at: float) -> Deferred[None]:
         return succeed(None)
 

@@ -59,7 +59,7 @@ from ..settings import (
     redis_prefix,
     upstream_base,
 )
-from ..shared import LEASE_TTL, LedgerStore, SharedConfig, SharedState
+from ..shared import LEASE_TTL, LedgerStore, SharedConfig, SharedState, SqliteLedger
 from ..surfaces import parse_model_map
 from ..tokens import (
     Credential,
@@ -516,6 +516,23 @@ def shared_from(options: Options, env: Mapping[str, str]) -> SharedConfig:
     )
 
 
+def _spool(state_dir: Path) -> Callable[[bool], LedgerStore | None]:
+    """
+    With Redis: where this host keeps the counts Redis could not take when
+    the proxy stopped (C{usage-spool.sqlite3} in the state directory),
+    opened only when there are some to keep or to move.
+    """
+    path = state_dir / "usage-spool.sqlite3"
+
+    def open_spool(create: bool) -> LedgerStore | None:
+        if not create and not path.exists():
+            return None
+        state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        return SqliteLedger(path)
+
+    return open_spool
+
+
 def _local_ledger(reactor: Any, state_dir: Path) -> LedgerStore | None:
     """
     The SQLite ledger of the state directory (made 0700 if missing); a proxy
@@ -676,7 +693,10 @@ def _prepare(reactor: Any, options: Options, env: Mapping[str, str]) -> _Start:
     local_store = None
     if shared_config.redis is None:
         local_store = _local_ledger(reactor, settings.state_dir)
-    shared = SharedState(reactor, shared_config, local_store)
+    spool = None
+    if shared_config.redis is not None:
+        spool = _spool(settings.state_dir)
+    shared = SharedState(reactor, shared_config, local_store, spool=spool)
     daemon = build_daemon(
         reactor,
         config,

@@ -100,6 +100,9 @@ class LedgerStore(Protocol):
     def load_quota(self) -> Deferred[tuple[dict[str, str], float | None]]:
         """The saved quota headers and when they were seen; C{({}, None)} if none."""
 
+    def clear(self) -> Deferred[None]:
+        """Forget every count (a spool, once its counts are moved)."""
+
     def save_presence(self, process: str, document: str, seen_at: float) -> Deferred[None]:
         """Keep C{process}'s latest view (JSON text; see L{Presence})."""
 
@@ -197,10 +200,16 @@ class Ledger:
         store: LedgerStore,
         flush_every: float = 1.0,
         clock_day: Callable[[float], str] = utc_day,
+        spool: Callable[[bool], LedgerStore | None] | None = None,
     ) -> None:
         """
         @param clock_day: the day a POSIX time counts in (UTC days unless a
             test says otherwise).
+        @param spool: opens a local store (an SQLite file of this host) for
+            counts the store cannot take when the process stops (Redis
+            away), creating it if told so, else L{None} when there is none;
+            they are moved into the store at the next start, or once it
+            takes counts again.
         """
         self._reactor = reactor
         self._store = store
@@ -210,6 +219,9 @@ class Ledger:
         self._lock = DeferredLock()
         self._loop: LoopingCall | None = None
         self._store_failing = False
+        self._spool = spool
+        # Whether the spool may hold counts to move: looked at on start.
+        self._spooled = spool is not None
         self._listeners: list[Callable[[str, str, Mapping[str, int]], object]] = []
 
     @property
@@ -242,9 +254,10 @@ class Ledger:
             totals[name] = totals.get(name, 0) + value
 
     def start(self) -> None:
-        """Flush every C{flush_every} seconds from now on."""
+        """Flush every C{flush_every} seconds from now on (the spool first)."""
         if self._loop is not None:
             return
+        self._lock.run(lambda: Deferred.fromCoroutine(self._drain_spool()))
         self._loop = LoopingCall(self._flush_on_schedule)
         self._loop.clock = self._reactor
         self._loop.start(self._flush_every, now=False)
@@ -299,10 +312,13 @@ class Ledger:
         batch, self._pending = self._pending, {}
         d: Deferred[None] = maybeDeferred(self._store.add, batch)
 
-        def stored(result: None) -> None:
+        def stored(result: None) -> Deferred[None] | None:
             if self._store_failing:
                 self._store_failing = False
                 _log.info("usage ledger: counts are stored again")
+            if self._spooled:
+                return Deferred.fromCoroutine(self._drain_spool())
+            return None
 
         def failed(reason: Failure) -> Failure:
             self._keep(batch)
@@ -329,13 +345,70 @@ class Ledger:
         try:
             await self.flush()
         except Exception as e:
-            _log.warn(
-                "usage ledger: the counts of {n} key/model/day(s) are lost at stop: {why}",
-                n=len(self._pending),
-                why=str(e),
-            )
+            self._spool_pending(str(e))
         finally:
             self._store.close()
+
+    def _spool_pending(self, why: str) -> None:
+        """At stop, the counts the store refused go to the spool (or are lost)."""
+        cells = len(self._pending)
+        if self._spool is not None:
+            try:
+                spool = self._spool(True)
+                assert spool is not None
+                try:
+                    outcome: list[object] = []
+                    # The spool is local: its Deferreds have fired already.
+                    spool.add(self._pending).addBoth(outcome.append)
+                    if outcome and isinstance(outcome[0], Failure):
+                        outcome[0].raiseException()
+                finally:
+                    spool.close()
+            except Exception as e:
+                why = f"{why}; the spool too: {e}"
+            else:
+                self._pending = {}
+                _log.warn(
+                    "usage ledger: kept the counts of {n} key/model/day(s) on this host for "
+                    "the next start ({why})",
+                    n=cells,
+                    why=why,
+                )
+                return
+        _log.warn(
+            "usage ledger: the counts of {n} key/model/day(s) are lost at stop: {why}",
+            n=cells,
+            why=why,
+        )
+
+    async def _drain_spool(self) -> None:
+        """Move what an earlier stop kept on this host into the store."""
+        if self._spool is None or not self._spooled:
+            return
+        try:
+            spool = self._spool(False)
+        except Exception:
+            return
+        if spool is None:
+            self._spooled = False
+            return
+        try:
+            rows = await spool.rows("0001-01-01")
+            if rows:
+                deltas = {(r.day, r.key, r.model): dict(r.counts) for r in rows}
+                await self._store.add(deltas)
+                await spool.clear()
+                _log.info(
+                    "usage ledger: moved {n} key/model/day(s) kept at an earlier stop into "
+                    "the ledger",
+                    n=len(deltas),
+                )
+            self._spooled = False
+        except Exception as e:
+            # The store is still away: again after the next flush it takes.
+            _log.debug("usage ledger: the spool waits: {why}", why=str(e))
+        finally:
+            spool.close()
 
     async def _usage(self, since: str, until: str, days: int, key: str | None) -> dict[str, Any]:
         # A failed flush leaves the counts in _pending, read from there.

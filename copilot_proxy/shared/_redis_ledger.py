@@ -127,6 +127,10 @@ class RedisLedger:
         d = self._client.call("HGETALL", f"{self._prefix}upstream-quota")
         return d.addCallback(_quota)
 
+    def clear(self) -> Deferred[None]:
+        """Not for the fleet's ledger: its counts are never forgotten here."""
+        raise NotImplementedError("the Redis ledger is never cleared by the proxy")
+
     def save_presence(self, process: str, document: str, seen_at: float) -> Deferred[None]:
         d = self._client.run(
             _SAVE_PRESENCE, [f"{self._prefix}presence"], [process, document, f"{seen_at:.3f}"]

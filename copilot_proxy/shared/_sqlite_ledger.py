@@ -175,6 +175,14 @@ class SqliteLedger:
         headers = json.loads(found[0])
         return succeed(({str(k): str(v) for k, v in headers.items()}, float(found[1])))
 
+    def clear(self) -> Deferred[None]:
+        """Forget every count."""
+        try:
+            self._write("DELETE FROM usage", [()])
+        except sqlite3.Error as e:
+            return fail(e)
+        return succeed(None)
+
     def save_presence(self, process: str, document: str, seen_at: float) -> Deferred[None]:
         """Replace C{process}'s published view, and forget views long gone."""
         try:

@@ -49,6 +49,8 @@ class SharedState(Service):
     @param local_store: the ledger's store without Redis (the SQLite file of
         the state directory), or L{None}.
     @param on_state: called with whether Redis is reachable, on each change.
+    @param spool: with Redis, where the counts Redis cannot take at stop are
+        kept on this host (see L{Ledger}).
     """
 
     def __init__(
@@ -57,6 +59,7 @@ class SharedState(Service):
         config: SharedConfig,
         local_store: LedgerStore | None = None,
         on_state: Callable[[bool], object] | None = None,
+        spool: Callable[[bool], LedgerStore | None] | None = None,
     ) -> None:
         self.config = config
         self.client: RedisClient | None = None
@@ -67,7 +70,7 @@ class SharedState(Service):
             self.client = RedisClient(reactor, config.redis, config.timeout, self._state_changed)
             self.fleet = Fleet(self.client, config.prefix, config.lease_ttl)
             store = RedisLedger(self.client, config.prefix)
-        self.ledger = Ledger(reactor, store) if store is not None else None
+        self.ledger = Ledger(reactor, store, spool=spool) if store is not None else None
         #: Each process's view, shared: with Redis or the SQLite file.
         self.presence = Presence(reactor, store) if store is not None else None
 

@@ -461,3 +461,48 @@ async def test_the_status_page_shows_the_streams_of_every_process(
     assert len((await status(second, ALICE))["requests_in_flight"]) == 1
     transport: Any = collector.transport
     transport.stopProducing()
+
+
+@pytest_twisted.ensureDeferred
+async def test_counts_redis_cannot_take_at_stop_wait_on_the_host_for_the_next_start(
+    upstream: Upstream, keys: Path, tmp_path: Path, redis: RedisServer
+) -> None:
+    state = tmp_path / "state"
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    args = [
+        *("-n", "--pidfile=", "copilot-proxy", "--port", str(port)),
+        *("--upstream", upstream.url, "--client-keys-file", str(keys)),
+        *("--state-dir", str(state), "--redis", redis.url, "--redis-timeout", "0.2"),
+    ]
+    run = Twistd.spawn(args, env=clean_env(COPILOT_TOKEN=ACCEPTED_TOKEN))
+    try:
+        await run.serving(url + "/_proxy/healthz")
+        redis.stop()
+        for _ in range(3):
+            assert (await _post(url, ALICE))[0] == 200
+    finally:
+        assert await run.stop(20) == 0, run.text
+    assert "kept the counts of 1 key/model/day(s) on this host" in run.text
+    assert (state / "usage-spool.sqlite3").exists()
+    redis.start()
+    again = Twistd.spawn(args, env=clean_env(COPILOT_TOKEN=ACCEPTED_TOKEN))
+    try:
+        await again.serving(url + "/_proxy/healthz")
+        await until(lambda: "kept at an earlier stop into the ledger" in again.text, seconds=10)
+        _, body = await fetch(url + "/_proxy/usage?days=1", headers={"x-api-key": OPS})
+        assert json.loads(body)["keys"]["alice"]["gpt-4o"]["requests"] == 3
+    finally:
+        assert await again.stop(20) == 0, again.text
+    # Moved once: a third start adds nothing.
+    assert "kept at an earlier stop" not in await _third_start(args, url)
+
+
+async def _third_start(args: list[str], url: str) -> str:
+    run = Twistd.spawn(args, env=clean_env(COPILOT_TOKEN=ACCEPTED_TOKEN))
+    try:
+        await run.serving(url + "/_proxy/healthz")
+        await deferLater(reactor, 1.5, lambda: None)
+    finally:
+        assert await run.stop(20) == 0, run.text
+    return run.text

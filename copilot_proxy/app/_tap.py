@@ -696,7 +696,10 @@ def _prepare(reactor: Any, options: Options, env: Mapping[str, str]) -> _Start:
     spool = None
     if shared_config.redis is not None:
         spool = _spool(settings.state_dir)
-    shared = SharedState(reactor, shared_config, local_store, spool=spool)
+    # Alone on its host and without Redis, nobody reads what a process
+    # publishes of itself: it writes nothing every 2 s.
+    several = shared_config.redis is not None or workers > 1 or inherited is not None
+    shared = SharedState(reactor, shared_config, local_store, spool=spool, publish=several)
     daemon = build_daemon(
         reactor,
         config,

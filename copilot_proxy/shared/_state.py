@@ -51,6 +51,8 @@ class SharedState(Service):
     @param on_state: called with whether Redis is reachable, on each change.
     @param spool: with Redis, where the counts Redis cannot take at stop are
         kept on this host (see L{Ledger}).
+    @param publish: whether this process publishes its view for the others
+        (L{Presence}): not needed by a process that is the only one.
     """
 
     def __init__(
@@ -60,6 +62,7 @@ class SharedState(Service):
         local_store: LedgerStore | None = None,
         on_state: Callable[[bool], object] | None = None,
         spool: Callable[[bool], LedgerStore | None] | None = None,
+        publish: bool = True,
     ) -> None:
         self.config = config
         self.client: RedisClient | None = None
@@ -72,7 +75,7 @@ class SharedState(Service):
             store = RedisLedger(self.client, config.prefix)
         self.ledger = Ledger(reactor, store, spool=spool) if store is not None else None
         #: Each process's view, shared: with Redis or the SQLite file.
-        self.presence = Presence(reactor, store) if store is not None else None
+        self.presence = Presence(reactor, store) if store is not None and publish else None
 
     def __repr__(self) -> str:
         return f"SharedState({self.backend}, {self.status})"

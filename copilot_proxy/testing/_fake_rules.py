@@ -159,9 +159,14 @@ class Reported:
 
 
 def reported(model_id: str, tokens: Tokens, with_usage: bool = True) -> Reported:
-    """What an answer with this C{copilot_usage} (and C{usage}, if C{with_usage}) reports."""
+    """
+    What an answer with this C{copilot_usage} (and C{usage}, if
+    C{with_usage}) reports.  Without C{usage}, the cost record's token
+    details still count input, cache reads and output (not reasoning).
+    """
     nano = int(copilot_usage(model_id, tokens)["total_nano_aiu"])
-    return Reported(model_id, tokens if with_usage else Tokens(0, 0), nano)
+    counted = tokens if with_usage else Tokens(tokens.input, tokens.output, tokens.cached, 0)
+    return Reported(model_id, counted, nano)
 
 
 @dataclass(frozen=True)

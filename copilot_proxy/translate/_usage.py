@@ -190,9 +190,8 @@ class UsageTap:
         if self._whole is not None and self._json:
             document = _document(b"".join(self._whole))
             if isinstance(document, dict):
-                return _counts(
-                    _fields(document.get("usage")), _nano_aiu(document.get("copilot_usage"))
-                )
+                record = document.get("copilot_usage")
+                return _counts(_fields(document.get("usage")), _nano_aiu(record), _details(record))
         kept = b"".join(self._tail)
         start = max(0, len(kept) - self._tail_size)
         if not self._json and self._tail_offset + start > 0:
@@ -203,13 +202,15 @@ class UsageTap:
             texts.insert(0, b"".join(self._head))
         fields: dict[str, int] = {}
         nano: int | None = None
+        details: dict[str, int] = {}
         for text in texts:
             for key, value in _records(text.decode("utf-8", "replace")):
                 if key == "usage":
                     fields.update(_fields(value))
                 elif (cost := _nano_aiu(value)) is not None:
                     nano = cost
-        return _counts(fields, nano)
+                    details = _details(value) or details
+        return _counts(fields, nano, details)
 
     def _event_start(self, kept: bytes, edge: int) -> int:
         """
@@ -296,14 +297,45 @@ def _nano_aiu(record: object) -> int | None:
     return _count(record.get("total_nano_aiu")) if isinstance(record, dict) else None
 
 
-def _counts(fields: dict[str, int], nano: int | None) -> UsageCounts | None:
+def _details(record: object) -> dict[str, int]:
+    """
+    The token counts of a C{copilot_usage} record's C{token_details}, by
+    C{token_type} (C{input}, C{cache_read}, C{cache_write}, C{output}).
+    """
+    found: dict[str, int] = {}
+    details = record.get("token_details") if isinstance(record, dict) else None
+    if not isinstance(details, list):
+        return found
+    for detail in details[:16]:
+        if isinstance(detail, dict) and isinstance(detail.get("token_type"), str):
+            count = _count(detail.get("token_count"))
+            if count is not None:
+                kind = detail["token_type"]
+                found[kind] = found.get(kind, 0) + count
+    return found
+
+
+def _counts(
+    fields: dict[str, int], nano: int | None, details: dict[str, int] | None = None
+) -> UsageCounts | None:
     """
     Counts from usage fields of whichever shape: Chat Completions
     (C{prompt_tokens}), Anthropic (cache fields or C{thinking_tokens}: its
-    C{input_tokens} leaves the cache out) or Responses.
+    C{input_tokens} leaves the cache out) or Responses.  An answer with no
+    usage but Copilot's cost record (a chat stream the client did not ask
+    C{include_usage} of) is counted from the record's token details: input
+    with cache reads and writes, cache reads, output (reasoning unknown).
     """
     if not fields and nano is None:
         return None
+    if not fields and details:
+        cached = details.get("cache_read", 0)
+        return UsageCounts(
+            input_tokens=details.get("input", 0) + cached + details.get("cache_write", 0),
+            cached_tokens=cached,
+            output_tokens=details.get("output", 0),
+            nano_aiu=nano or 0,
+        )
     reasoning = fields.get(
         "output_tokens_details.reasoning_tokens",
         fields.get("output_tokens_details.thinking_tokens", 0),

@@ -64,11 +64,17 @@ async def test_totals_add_up_what_each_answer_reported(upstream: Upstream) -> No
     tools = _data(await _post(upstream, "/chat/completions", streamed, script="tools"))
     usages = [chat["usage"], with_usage[-1]["usage"], tools[-1]["usage"]]
     costs = [chat, with_usage[-2], without_usage[-1], tools[-1]]
+    # The stream without usage still reports its tokens in its cost record.
+    details = {
+        d["token_type"]: d["token_count"]
+        for d in without_usage[-1]["copilot_usage"]["token_details"]
+    }
     assert upstream.fake.usage_totals["gemini-2.5-pro"] == UsageTotals(
         answers=4,
-        input=sum(u["prompt_tokens"] for u in usages),
-        cached=sum(u["prompt_tokens_details"]["cached_tokens"] for u in usages),
-        output=sum(u["completion_tokens"] for u in usages),
+        input=sum(u["prompt_tokens"] for u in usages) + details["input"] + details["cache_read"],
+        cached=sum(u["prompt_tokens_details"]["cached_tokens"] for u in usages)
+        + details["cache_read"],
+        output=sum(u["completion_tokens"] for u in usages) + details["output"],
         reasoning=0,
         nano_aiu=sum(c["copilot_usage"]["total_nano_aiu"] for c in costs),
     )

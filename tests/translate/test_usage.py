@@ -95,12 +95,12 @@ def test_chat_stream_counts_the_usage_only_final_chunk() -> None:
     )
 
 
-def test_chat_stream_without_usage_counts_only_its_cost() -> None:
+def test_chat_stream_without_usage_counts_its_cost_records_tokens() -> None:
     tokens = Tokens(5, 3)
     out = _data(_chat_chunk({"content": "Hi"}))
     out += _data(_chat_chunk({}, copilot_usage=copilot_usage("claude-sonnet-4", tokens)))
     assert _counts(out + b"data: [DONE]\n\n") == UsageCounts(
-        nano_aiu=_nano("claude-sonnet-4", tokens)
+        5, 0, 3, 0, nano_aiu=_nano("claude-sonnet-4", tokens)
     )
 
 
@@ -181,9 +181,10 @@ def test_responses_terminal_event_longer_than_the_tail_is_read_whole() -> None:
     assert body.rindex(b'"usage": {') < len(body) - 60_000
     expected = UsageCounts(12, 2, turn.tokens.output, 8, _nano("gpt-5.4", turn.tokens))
     assert _counts(body, chunk=1000) == expected
-    # An event longer than whole is not kept whole: then only the tail is read.
+    # An event longer than whole is not kept whole: then only the tail is
+    # read, where the cost record's token details still say all but reasoning.
     assert _counts(body, chunk=1000, whole=50_000) == UsageCounts(
-        nano_aiu=_nano("gpt-5.4", turn.tokens)
+        12, 2, turn.tokens.output, 0, _nano("gpt-5.4", turn.tokens)
     )
 
 

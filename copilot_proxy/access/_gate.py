@@ -20,11 +20,10 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.interfaces import IReactorTime
 from twisted.web.server import NOT_DONE_YET
 
-from ..web import ProxyRequest, respond_error
+from ..web import ProxyRequest, client_label, respond_error
 from ._budgets import BudgetVerdict, CreditBudgets
 from ._cache import ResponseCache
 from ._fleet_access import FleetAccess
@@ -46,13 +45,6 @@ from ._waiting import WaitingRoom, late
 # A budget whose spending cannot be read lets the request through: the
 # ledger being away is no reason to stop serving.
 _NO_VERDICT = BudgetVerdict(False, 0, 0)
-
-
-def _address(request: ProxyRequest) -> str:
-    address = request.getClientAddress()
-    if isinstance(address, (IPv4Address, IPv6Address)):
-        return f"addr:{address.host}"
-    return "addr:local"
 
 
 class AccessGate:
@@ -152,7 +144,8 @@ class AccessGate:
                 {b"www-authenticate": KEY_CHALLENGE},
             )
         label = request.client_key = check.name
-        client = label if label is not None else _address(request)
+        # Limited and counted as its key's name, else its address.
+        client = client_label(request)
         settings = check.settings
         request.seat = settings.seat
         if self.seats_only and settings.seat is None:

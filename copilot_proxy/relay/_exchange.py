@@ -87,7 +87,6 @@ class Exchange(Protocol):
         self._held = 0
         self._authorization = b""
         self._upstream_code: int | None = None
-        self._first_send_done = False
         self._tap: UsageTap | None = None
         #: The error code of the proxy's own answer, for the status page.
         self._cause: str | None = None
@@ -150,7 +149,6 @@ class Exchange(Protocol):
         d = self._context.upstream.request(request.method, call.target, headers, call.body, base)
         self._pending = d
         self._stage = Stage.WAITING
-        self._first_send_done = True
         self._watchdog.start()
         return d.addCallback(self._got_response)
 
@@ -389,7 +387,8 @@ class Exchange(Protocol):
                 served or model,
                 outcome,
                 self._upstream_code,
-                sent=self._first_send_done,
+                # An authorization was sent with it: it went upstream.
+                sent=bool(self._authorization),
                 usage=tap.counts() if tap is not None else None,
                 seat=self._seat.name if self._seat is not None else None,
             )
